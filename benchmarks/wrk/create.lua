@@ -1,0 +1,34 @@
+-- POST /v2/conversations exactly TOTAL times, split across the wrk threads.
+--
+--   wrk --latency -t T -c C -d 300s -s create.lua -H "x-api-key: KEY" \
+--       http://127.0.0.1:PORT -- TOTAL T
+--
+-- TOTAL and T (the same value as -t) come after "--".  The API key is passed
+-- with -H so that it lands in wrk.headers.  See common.lua for how the
+-- request count is enforced and how results are reported (WRK_JSON line).
+
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local common = dofile(here .. "common.lua")
+
+local BODY = '{"replica_id":"r90bbd427f71","persona_id":"pcb7a34da5fe",'
+          .. '"conversation_name":"bench"}'
+
+setup = common.setup
+done = common.done
+request = common.request
+response = common.response
+
+function init(args)
+   local total = tonumber(args[1])
+   local nthreads = tonumber(args[2])
+   if not total or not nthreads then
+      error("usage: wrk ... -s create.lua URL -- TOTAL THREADS")
+   end
+   wrk.method = "POST"
+   wrk.path = "/v2/conversations"
+   wrk.body = BODY
+   wrk.headers["Content-Type"] = "application/json"
+   local req = wrk.format()
+   common.start_thread(common.share(total, nthreads, tid),
+                       function(i) return req end)
+end

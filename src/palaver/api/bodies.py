@@ -1,0 +1,48 @@
+"""JSON request bodies, parsed the way Tavus clients send them.
+
+Bodies are read as JSON whatever the Content-Type says (curl's `-d` sends a
+form type; some clients send none), an empty body is an empty object, and every
+failure is a `RequestValidationError`, which `errors.py` turns into a 400.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    data: Any = {}
+    if raw.strip():
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON"}]) from None
+    if not isinstance(data, dict):
+        raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "not an object"}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+
+
+BODY_MODELS: list[type[BaseModel]] = []
+
+
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` describing a body the route parses itself; openapi.py adds the model's schema."""
+    if model not in BODY_MODELS:
+        BODY_MODELS.append(model)
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        },
+    }

@@ -1,0 +1,133 @@
+"""Pure-ASGI middleware for what every `/v2` request goes through first.
+
+Written against raw ASGI rather than `BaseHTTPMiddleware`, which costs a task and
+a stream per request: these run on the hot path of every call.
+
+Order: the key is checked before anything else (Tavus answers 401 before any
+validation, even for unknown routes or oversized bodies), then the body size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from palaver.service.auth import Authenticator
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_BODY_BYTES = 1024 * 1024
+
+_UNAUTHORIZED = json.dumps({"message": "Invalid access token"}, separators=(",", ":")).encode()
+_TOO_LARGE = json.dumps(
+    {"error": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}, separators=(",", ":")
+).encode()
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class ApiKeyMiddleware:
+    """Resolves `x-api-key` to an account for `/v2` paths; stores it in `scope["state"]`.
+
+    The authenticator is the app's (`app.state.authenticator`), created by the
+    lifespan together with the storage it reads.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
+            await self.app(scope, receive, send)
+            return
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":  # ASGI servers lower-case header names
+                key = value.decode("latin-1")
+                break
+        authenticator: Authenticator = scope["app"].state.authenticator
+        account_id = await authenticator.account_for(key)
+        if account_id is None:
+            await _send_json(send, 401, _UNAUTHORIZED)
+            return
+        scope.setdefault("state", {})["account_id"] = account_id
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, whether declared by Content-Length or streamed chunked."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+                break
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.limit
+            except ValueError:
+                too_large = False  # the server rejects a malformed length itself
+            if too_large:
+                await _send_json(send, 413, _TOO_LARGE)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        # Chunked upload: buffer up to the limit, then replay to the app.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _send_json(send, 413, _TOO_LARGE)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await self.app(scope, _replay(chunks, None, receive), send)
+
+
+def _replay(chunks: list[bytes], final: Message | None, upstream: Receive) -> Receive:
+    """Hand the buffered body to the app once, then pass through to the real channel."""
+    body = b"".join(chunks)
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            if final is not None:
+                return final
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await upstream()
+
+    return receive

@@ -1,0 +1,56 @@
+"""The application factory: routes, middleware and the lifespan that owns storage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from palaver import __version__
+from palaver.api import conversations, health, rooms
+from palaver.api.errors import install_error_handlers
+from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from palaver.api.openapi import install_openapi
+from palaver.domain.clock import Clock, SystemClock
+from palaver.service.auth import Authenticator
+from palaver.service.conversations import ConversationService
+from palaver.settings import Settings
+from palaver.storage import open_storage
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None
+) -> FastAPI:
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        storage = open_storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        await storage.migrate()
+        app.state.storage = storage
+        app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
+        app.state.conversations = ConversationService(storage, clock, settings.public_url)
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await storage.close()
+
+    app = FastAPI(
+        title="Palaver",
+        version=__version__,
+        description="A self-hostable server for the Tavus Conversational Video API (v2).",
+        lifespan=lifespan,
+    )
+    app.include_router(conversations.router)
+    app.include_router(rooms.router)
+    app.include_router(health.router)
+    install_error_handlers(app)
+    install_openapi(app)
+    # Added last, runs first: the key is checked before the body is even looked at.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(ApiKeyMiddleware)
+    return app

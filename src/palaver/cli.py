@@ -1,0 +1,164 @@
+"""The `palaver` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from palaver import __version__
+from palaver.domain.clock import SystemClock, iso_timestamp
+from palaver.service.keys import UnknownAccount, issue_key
+from palaver.settings import Settings, default_database_url
+from palaver.storage import Storage, open_storage
+
+T = TypeVar("T")
+
+database_option = click.option(
+    "--database-url",
+    default=default_database_url,
+    show_default="sqlite:///palaver.db, or $PALAVER_DATABASE_URL",
+    help="Where Palaver keeps its state.",
+)
+
+
+def _with_storage(database_url: str, work: Callable[[Storage], Awaitable[T]]) -> T:
+    async def run() -> T:
+        storage = open_storage(database_url)
+        try:
+            await storage.migrate()
+            return await work(storage)
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.version_option(__version__, prog_name="palaver")
+def main() -> None:
+    """Palaver: a self-hostable server for the Tavus Conversational Video API (v2)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@database_option
+@click.option("--public-url", default=None, help="Base URL clients reach; used in conversation_url. Default: the listening URL.")
+@click.option(
+    "--sqlite-synchronous",
+    type=click.Choice(["NORMAL", "FULL"], case_sensitive=False),
+    default="NORMAL",
+    show_default=True,
+    help="NORMAL survives a process crash; FULL also survives power loss (fsync per group commit).",
+)
+def serve(host: str, port: int, database_url: str, public_url: str | None, sqlite_synchronous: str) -> None:
+    """Start the API server (migrations are applied first)."""
+    import uvicorn
+
+    from palaver.app import create_app
+
+    first_key = _with_storage(database_url, _first_key_if_none)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound_port = sock.getsockname()[1]
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    listen_url = f"http://{shown_host}:{bound_port}"
+    settings = Settings(
+        database_url=database_url,
+        public_url=public_url or listen_url,
+        sqlite_synchronous=sqlite_synchronous.upper(),
+    )
+
+    def ready() -> None:
+        if first_key:
+            click.echo(f"API key (shown once): {first_key}")
+        click.echo(f"Palaver listening on {listen_url}")
+        sys.stdout.flush()
+
+    app = create_app(settings, on_ready=ready)
+    config = uvicorn.Config(
+        app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+async def _first_key_if_none(storage: Storage) -> str | None:
+    if await storage.count_keys() > 0:
+        return None
+    issued = await issue_key(storage, SystemClock(), name="default")
+    return issued.key
+
+
+@main.command()
+@database_option
+def migrate(database_url: str) -> None:
+    """Apply pending schema migrations."""
+    applied = _with_storage(database_url, lambda s: s.migrate())
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys (each belongs to an account)."""
+
+
+@keys.command("create")
+@click.option("--name", default="", help="A label for the key (and for a new account).")
+@click.option("--account", "account_id", default=None, help="Add the key to this existing account (rotation).")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="The account's concurrent conversation limit.")
+@database_option
+def keys_create(name: str, account_id: str | None, max_concurrent: int | None, database_url: str) -> None:
+    """Create a key; prints it alone on the last line."""
+
+    async def work(storage: Storage) -> None:
+        try:
+            issued = await issue_key(
+                storage, SystemClock(), name=name, account_id=account_id, max_concurrent=max_concurrent
+            )
+        except UnknownAccount as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"account_id: {issued.account_id}")
+        click.echo(f"key_id: {issued.key_id}")
+        click.echo(issued.key)
+
+    _with_storage(database_url, work)
+
+
+@keys.command("list")
+@database_option
+def keys_list(database_url: str) -> None:
+    """List keys (never the keys themselves)."""
+
+    async def work(storage: Storage) -> None:
+        for key in await storage.list_keys():
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+            click.echo(f"{key.key_id}\t{key.account_id}\t{key.name or '-'}\t{key.created_at}\t{state}")
+
+    _with_storage(database_url, work)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@database_option
+def keys_revoke(key_id: str, database_url: str) -> None:
+    """Revoke a key; a running server stops accepting it within a second."""
+
+    async def work(storage: Storage) -> bool:
+        return await storage.revoke_key(key_id, iso_timestamp(SystemClock().now()))
+
+    if not _with_storage(database_url, work):
+        raise click.ClickException(f"no active key {key_id}")
+    click.echo(f"revoked {key_id}")

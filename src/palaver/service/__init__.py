@@ -1,0 +1,1 @@
+"""Use cases: load, decide with the domain, persist state and events in one transaction."""

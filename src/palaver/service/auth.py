@@ -1,0 +1,45 @@
+"""Resolving an `x-api-key` to its account, fast and without stale grants.
+
+Every `/v2` request authenticates, so a storage read per request would cost the
+hot path. Lookups are cached per lookup prefix for `ttl` seconds (0.5 s by
+default): a key created or revoked by the CLI on the same database takes effect
+within a second, as promised. Misses are cached too, in a bounded map, so a
+flood of bad keys cannot make every request hit storage or grow memory.
+"""
+
+from __future__ import annotations
+
+from palaver.domain.clock import Clock
+from palaver.domain.keys import key_matches, lookup_of
+from palaver.storage.base import ApiKeyRecord, Storage
+
+MAX_CACHED = 10_000
+MAX_KEY_LENGTH = 256
+
+
+class Authenticator:
+    def __init__(self, storage: Storage, clock: Clock, ttl: float = 0.5) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, list[ApiKeyRecord]]] = {}
+
+    async def account_for(self, key: str | None) -> str | None:
+        """The account id the key belongs to, or None for a missing, unknown or revoked key."""
+        if not key or len(key) > MAX_KEY_LENGTH:
+            return None
+        lookup = lookup_of(key)
+        now = self._clock.now()
+        cached = self._cache.get(lookup)
+        if cached is None or cached[0] <= now:
+            records = await self._storage.find_keys(lookup)
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[lookup] = (now + self._ttl, records)
+        else:
+            records = cached[1]
+        account = None
+        for record in records:  # compare every candidate, so timing does not depend on which matched
+            if key_matches(key, record.key_hash):
+                account = record.account_id
+        return account

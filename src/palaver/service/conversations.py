@@ -1,0 +1,154 @@
+"""The Conversations use cases: create, read, list, end, delete.
+
+The service owns the rules that need storage (replica resolution, concurrency,
+visibility) and leaves each state change to one storage call, so the change and
+the events it records commit together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from palaver.domain import conversation as lifecycle
+from palaver.domain.catalog import DEFAULT_PERSONA_ID, STOCK_PERSONAS, STOCK_REPLICAS
+from palaver.domain.clock import Clock, iso_timestamp
+from palaver.domain.conversation import EndOutcome, LiveConversation, ShutdownReason
+from palaver.domain.errors import InvalidId, ValidationFailed
+from palaver.domain.events import Event
+from palaver.domain.ids import is_conversation_id, new_conversation_id
+from palaver.domain.tokens import meeting_token
+from palaver.storage.base import ConversationRecord, Storage
+
+DEFAULT_ABSENT_TIMEOUT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class CreateConversation:
+    """A validated create request; `request` keeps every accepted field for storage."""
+
+    replica_id: str | None = None
+    persona_id: str | None = None
+    conversation_name: str | None = None
+    callback_url: str = ""
+    conversational_context: str | None = None
+    test_mode: bool = False
+    require_auth: bool = False
+    participant_absent_timeout: int | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    record: ConversationRecord
+    events: list[dict[str, Any]] | None = None
+
+
+class ConversationService:
+    def __init__(self, storage: Storage, clock: Clock, public_url: str) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._public_url = public_url.rstrip("/")
+
+    def conversation_url(self, conversation_id: str) -> str:
+        return f"{self._public_url}/rooms/{conversation_id}"
+
+    async def create(self, account_id: str, spec: CreateConversation) -> ConversationRecord:
+        persona_id, replica_id, system_prompt = self._resolve(spec)
+        now = self._clock.now()
+        stamp = iso_timestamp(now)
+        conversation_id = new_conversation_id()
+        token = None
+        if spec.require_auth:
+            ttl = spec.participant_absent_timeout or DEFAULT_ABSENT_TIMEOUT
+            token = meeting_token(conversation_id, now, now + ttl)
+        if spec.conversational_context:
+            system_prompt = f"{system_prompt}\n\n{spec.conversational_context}".strip()
+        record = ConversationRecord(
+            conversation_id=conversation_id,
+            account_id=account_id,
+            conversation_name=spec.conversation_name or f"New Conversation {int(now * 1000)}",
+            status=lifecycle.initial_status(spec.test_mode),
+            test_mode=spec.test_mode,
+            replica_id=replica_id,
+            persona_id=persona_id,
+            callback_url=spec.callback_url,
+            system_prompt=system_prompt,
+            meeting_token=token,
+            request=spec.request,
+            shutdown_reason=None,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        events = lifecycle.creation_events(conversation_id, replica_id, spec.callback_url, spec.test_mode, now)
+        await self._storage.insert_conversation(record, events)
+        return record
+
+    def _resolve(self, spec: CreateConversation) -> tuple[str, str, str]:
+        """Persona and replica as Tavus resolves them: the request's replica wins, else the persona's default."""
+        if spec.persona_id is None and spec.replica_id is None:
+            raise ValidationFailed("replica_id is required: pass replica_id (or face_id), or a persona_id whose persona has a default replica")
+        persona = STOCK_PERSONAS.get(spec.persona_id or DEFAULT_PERSONA_ID)
+        if persona is None:
+            raise InvalidId("persona_id")
+        replica_id = spec.replica_id or persona.default_replica_id
+        if replica_id is None:
+            raise ValidationFailed(
+                f"replica_id is required: persona {persona.persona_id} has no default replica"
+            )
+        if replica_id not in STOCK_REPLICAS:
+            raise InvalidId("replica_id")
+        return persona.persona_id, replica_id, persona.system_prompt
+
+    def _visible_id(self, conversation_id: str) -> str:
+        if not is_conversation_id(conversation_id):
+            raise InvalidId("conversation_id")
+        return conversation_id
+
+    async def get(self, account_id: str, conversation_id: str, *, verbose: bool = False) -> ConversationView:
+        record = await self._storage.get_conversation(account_id, self._visible_id(conversation_id))
+        if record is None:
+            raise InvalidId("conversation_id")
+        events = await self._storage.list_events(conversation_id) if verbose else None
+        return ConversationView(record, events)
+
+    async def list(
+        self, account_id: str, *, status: str | None, limit: int, page: int
+    ) -> tuple[list[ConversationRecord], int]:
+        return await self._storage.list_conversations(
+            account_id, status=status, limit=limit, offset=(page - 1) * limit
+        )
+
+    async def end(
+        self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
+    ) -> EndOutcome:
+        """End once; a second end is a quiet success. Unknown or foreign ids raise InvalidId."""
+        now = self._clock.now()
+        outcome = await self._storage.end_conversation(
+            account_id, self._visible_id(conversation_id), reason, iso_timestamp(now), _events_at(reason, now)
+        )
+        if outcome is EndOutcome.NOT_FOUND:
+            raise InvalidId("conversation_id")
+        return outcome
+
+    async def delete(self, account_id: str, conversation_id: str, *, hard: bool = False) -> None:
+        """Delete; an active conversation is ended first, as its room goes away."""
+        now = self._clock.now()
+        reason = ShutdownReason.ROOM_DELETED
+        found = await self._storage.delete_conversation(
+            account_id,
+            self._visible_id(conversation_id),
+            hard=hard,
+            reason=reason,
+            at=iso_timestamp(now),
+            build_events=_events_at(reason, now),
+        )
+        if not found:
+            raise InvalidId("conversation_id")
+
+
+def _events_at(reason: ShutdownReason, now: float):  # type: ignore[no-untyped-def]
+    def build(conversation: LiveConversation) -> list[Event]:
+        return lifecycle.end_events(conversation, reason, now)
+
+    return build

@@ -1,0 +1,22 @@
+"""Typed settings, from CLI flags and `PALAVER_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///palaver.db"
+
+
+def default_database_url() -> str:
+    return os.environ.get("PALAVER_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    public_url: str = "http://127.0.0.1:8000"
+    # NORMAL in WAL mode: a commit survives a crash of the process, not a power loss
+    # (docs/durability.md). FULL also survives power loss, at an fsync per group commit.
+    sqlite_synchronous: str = "NORMAL"
+    key_cache_ttl: float = 0.5

@@ -1,0 +1,135 @@
+"""The storage interface every backend implements, and the records it speaks in.
+
+Backends must make each mutating method one atomic transaction: the conversation
+row, its events (and later its outbox rows) commit together or not at all. The
+end transition is a conditional write (`status = 'active'`) so that, however many
+callers race, exactly one changes the row and records the shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from palaver.domain.conversation import EndOutcome, LiveConversation
+from palaver.domain.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    account_id: str
+    name: str
+    max_concurrent: int | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    account_id: str
+    name: str
+    lookup: str
+    key_hash: str
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    conversation_id: str
+    account_id: str
+    conversation_name: str
+    status: str
+    test_mode: bool
+    replica_id: str
+    persona_id: str
+    callback_url: str
+    system_prompt: str
+    meeting_token: str | None
+    request: dict[str, Any]
+    shutdown_reason: str | None
+    created_at: str
+    updated_at: str
+
+
+EndEventsBuilder = Callable[[LiveConversation], list[Event]]
+
+
+class Storage(Protocol):
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # accounts and keys -----------------------------------------------------------
+    async def create_account(self, account: AccountRecord) -> None: ...
+
+    async def get_account(self, account_id: str) -> AccountRecord | None: ...
+
+    async def set_max_concurrent(self, account_id: str, max_concurrent: int | None) -> None: ...
+
+    async def add_key(self, key: ApiKeyRecord) -> None: ...
+
+    async def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke_key(self, key_id: str, at: str) -> bool:
+        """Mark a key revoked; False if no such active key."""
+        ...
+
+    async def find_keys(self, lookup: str) -> list[ApiKeyRecord]:
+        """Active keys whose lookup prefix matches (usually zero or one)."""
+        ...
+
+    async def count_keys(self) -> int: ...
+
+    # conversations ---------------------------------------------------------------
+    async def insert_conversation(self, conversation: ConversationRecord, events: Sequence[Event]) -> None:
+        """Insert the conversation and its creation events.
+
+        Raises ConcurrencyLimitReached when the account has a `max_concurrent` and
+        already that many active non-test conversations: the limit is read and
+        checked in the same transaction as the insert, so racing creates cannot
+        overshoot it and a limit changed by the CLI applies at once.
+        """
+        ...
+
+    async def get_conversation(self, account_id: str, conversation_id: str) -> ConversationRecord | None:
+        """A visible (not deleted) conversation of this account, else None."""
+        ...
+
+    async def find_conversation(self, conversation_id: str) -> ConversationRecord | None:
+        """A visible conversation by id alone, for the room page (which has no API key)."""
+        ...
+
+    async def list_conversations(
+        self, account_id: str, *, status: str | None, limit: int, offset: int
+    ) -> tuple[list[ConversationRecord], int]:
+        """One page, newest first, and the total under the same filter."""
+        ...
+
+    async def list_events(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The stored envelopes of a conversation's events, oldest first."""
+        ...
+
+    async def end_conversation(
+        self, account_id: str, conversation_id: str, reason: str, at: str, build_events: EndEventsBuilder
+    ) -> EndOutcome:
+        """The single active -> ended transition, with the events `build_events` returns."""
+        ...
+
+    async def delete_conversation(
+        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, build_events: EndEventsBuilder
+    ) -> bool:
+        """End (if active) then soft- or hard-delete; False if not visible to this account."""
+        ...
+
+
+def open_storage(database_url: str, *, synchronous: str = "NORMAL") -> Storage:
+    """Pick a backend from the URL scheme."""
+    if database_url.startswith("sqlite:"):
+        from palaver.storage.sqlite import SQLiteStorage, sqlite_path
+
+        return SQLiteStorage(sqlite_path(database_url), synchronous=synchronous)
+    raise ValueError(f"unsupported database URL {database_url!r}: expected sqlite:///PATH")

@@ -1,0 +1,50 @@
+-- Accounts own everything; API keys are stored only as SHA-256 hashes.
+CREATE TABLE accounts (
+    account_id      TEXT PRIMARY KEY,
+    name            TEXT NOT NULL DEFAULT '',
+    max_concurrent  INTEGER,            -- NULL: unlimited
+    created_at      TEXT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts(account_id),
+    name        TEXT NOT NULL DEFAULT '',
+    lookup      TEXT NOT NULL,          -- first characters of the key: an index, not a secret
+    key_hash    TEXT NOT NULL,          -- hex SHA-256 of the whole key
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE INDEX api_keys_lookup ON api_keys(lookup);
+
+CREATE TABLE conversations (
+    seq                     INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order, for newest-first lists
+    conversation_id         TEXT NOT NULL UNIQUE,
+    account_id              TEXT NOT NULL REFERENCES accounts(account_id),
+    conversation_name       TEXT NOT NULL,
+    status                  TEXT NOT NULL,
+    test_mode               INTEGER NOT NULL DEFAULT 0,
+    replica_id              TEXT NOT NULL,
+    persona_id              TEXT NOT NULL,
+    callback_url            TEXT NOT NULL DEFAULT '',
+    system_prompt           TEXT NOT NULL DEFAULT '',
+    meeting_token           TEXT,
+    request                 TEXT NOT NULL,  -- the accepted create body (JSON), kept whole
+    shutdown_reason         TEXT,
+    created_at              TEXT NOT NULL,
+    updated_at              TEXT NOT NULL,
+    ended_at                TEXT,
+    deleted_at              TEXT
+);
+CREATE INDEX conversations_account_seq ON conversations(account_id, seq);
+CREATE INDEX conversations_account_status ON conversations(account_id, status, seq);
+
+CREATE TABLE events (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id         TEXT NOT NULL UNIQUE,
+    conversation_id  TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    envelope         TEXT NOT NULL,     -- the webhook body (JSON), served verbatim
+    created_at       TEXT NOT NULL
+);
+CREATE INDEX events_conversation ON events(conversation_id, seq);
