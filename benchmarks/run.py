@@ -407,12 +407,17 @@ def run_palaver(args: argparse.Namespace, wrk: Wrk, workdir: Path,
     palaver = args.palaver_cmd
     db_path = workdir / "palaver-bench.db"
     db_url = f"sqlite:///{db_path}"
-    capacity = args.n + args.warmup + 1000
-
     log(f"== Palaver ({' '.join(palaver)})")
     log(f"   database {db_url}")
-    keys_cmd = palaver + ["keys", "create", "--database-url", db_url,
-                          "--name", "bench", "--max-concurrent", str(capacity)]
+    keys_cmd = palaver + ["keys", "create", "--database-url", db_url, "--name", "bench"]
+    if args.max_concurrent is not None:
+        # All N conversations are active at once before the end phase.
+        if args.max_concurrent < args.n:
+            raise BenchError(f"--max-concurrent {args.max_concurrent} is below --n {args.n}: "
+                             f"the creates would hit the account's limit")
+        keys_cmd += ["--max-concurrent", str(args.max_concurrent)]
+    log(f"   account concurrency limit: "
+        f"{args.max_concurrent if args.max_concurrent is not None else 'none'}")
     try:
         cp = subprocess.run(keys_cmd, capture_output=True, text=True, timeout=120,
                             stdin=subprocess.DEVNULL)
@@ -686,7 +691,7 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
         "verdict": verdict,
         "machine": info,
         "params": {"n": args.n, "connections": args.connections, "threads": args.threads,
-                   "warmup": args.warmup},
+                   "warmup": args.warmup, "max_concurrent": args.max_concurrent},
         "palaver": pal,
         "baseline": base,
         "ratios": ratios,
@@ -715,6 +720,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    default=[sys.executable, "-m", "palaver"],
                    help="command that runs the palaver CLI, shell-quoted "
                         "(default: this Python with -m palaver)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="give the benchmark account this concurrent-conversation limit "
+                        "(must be >= --n; default: no limit, so the limit check is "
+                        "not part of what is measured)")
     p.add_argument("--baseline-python", default=sys.executable,
                    help="Python used to run baseline_app.py (needs uvicorn, uvloop, "
                         "httptools; default: this Python)")

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from palaver import __version__
 from palaver.api import conversations, health, rooms
 from palaver.api.errors import install_error_handlers
+from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
 from palaver.domain.clock import Clock, SystemClock
@@ -21,6 +22,14 @@ from palaver.storage import open_storage
 
 
 def create_app(
+    settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None
+) -> EndConversationFastPath:
+    """The ASGI app: the end endpoint's fast path in front of the FastAPI app (see api/fastpath.py)."""
+    api = create_api(settings, clock=clock, on_ready=on_ready)
+    return EndConversationFastPath(api, api.state)
+
+
+def create_api(
     settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None
 ) -> FastAPI:
     clock = clock or SystemClock()
@@ -44,6 +53,9 @@ def create_app(
         version=__version__,
         description="A self-hostable server for the Tavus Conversational Video API (v2).",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry probes global providers on every request;
+        # Palaver exposes its own metrics instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(conversations.router)
     app.include_router(rooms.router)

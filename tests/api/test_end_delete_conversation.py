@@ -164,7 +164,6 @@ def bad_ids(server, other_account_key, api_key) -> dict[str, str]:
         "unknown": "c000000000000000",
         "unknown-short": "ca4301628cb9",
         "malformed": "abc",
-        "dotdot-slash": "..%2Fx",
         "long": "c" + "0" * 300,
         "uppercase": "C" + "0" * 15,
         "percent-junk": "%00%ff",
@@ -185,6 +184,16 @@ def test_bad_ids_are_indistinguishable(client, bad_ids, method, suffix):
         assert r.json() == INVALID_ID, f"{label}: {r.text[:200]}"
         contents[label] = r.content
     assert len(set(contents.values())) == 1, contents
+
+
+@pytest.mark.parametrize("method, suffix", [("GET", ""), ("POST", "/end"), ("DELETE", "")])
+@pytest.mark.parametrize("cid", ["..%2Fx"])
+def test_ids_with_encoded_slash_are_invalid_conversation_ids(client, method, suffix, cid):
+    """`../x` as an id (sent URL-encoded, as a client quoting the id would) is just a malformed id."""
+    unknown = client.request(method, f"/v2/conversations/c000000000000000{suffix}")
+    r = client.request(method, f"/v2/conversations/{cid}{suffix}")
+    assert r.status_code == 400, f"{r.status_code} {r.text[:200]}"
+    assert r.content == unknown.content
 
 
 def test_foreign_end_and_delete_do_not_touch_the_conversation(client, make_client, other_account_key):

@@ -25,6 +25,10 @@ async def parse_body(request: Request, model: type[M]) -> M:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON"}]) from None
+        except RecursionError:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body",), "msg": "Request body is nested too deeply"}]
+            ) from None
     if not isinstance(data, dict):
         raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "not an object"}])
     try:

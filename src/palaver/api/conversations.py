@@ -94,17 +94,6 @@ async def get_conversation(
     return JSONResponse(body)
 
 
-@router.post(
-    "/{conversation_id}/end",
-    summary="End Conversation",
-    response_class=Response,
-    responses={200: {"description": "Ended (or already ended): empty body"}, **_INVALID_ID},
-)
-async def end_conversation(request: Request, conversation_id: str) -> Response:
-    await deps.conversations(request).end(deps.account_id(request), conversation_id)
-    return Response(status_code=200)
-
-
 @router.delete(
     "/{conversation_id}",
     summary="Delete Conversation",

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from palaver.api.fastpath import is_one_segment
 from palaver.domain.errors import ConcurrencyLimitReached, InvalidId, PalaverError
 
 log = logging.getLogger("palaver.api")
@@ -62,8 +63,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error(400, _describe(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and request.method in ("GET", "DELETE") and is_one_segment(request.scope):
+        # `/v2/conversations/..%2Fx`: one segment, so an id (with an encoded
+        # slash), not an unknown route.
+        return error(400, InvalidId("conversation_id").message)
     texts = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
     text = texts.get(exc.status_code) or str(exc.detail)
     response = error(exc.status_code, text)

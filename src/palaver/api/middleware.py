@@ -23,18 +23,40 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 
-_UNAUTHORIZED = json.dumps({"message": "Invalid access token"}, separators=(",", ":")).encode()
-_TOO_LARGE = json.dumps(
+UNAUTHORIZED = json.dumps({"message": "Invalid access token"}, separators=(",", ":")).encode()
+TOO_LARGE = json.dumps(
     {"error": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}, separators=(",", ":")
 ).encode()
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
+def api_key_of(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":  # ASGI servers lower-case header names
+            return value.decode("latin-1")
+    return None
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The Content-Length header as a number; None when absent or malformed (the server rejects those)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -54,15 +76,10 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/v2"):
             await self.app(scope, receive, send)
             return
-        key = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":  # ASGI servers lower-case header names
-                key = value.decode("latin-1")
-                break
         authenticator: Authenticator = scope["app"].state.authenticator
-        account_id = await authenticator.account_for(key)
+        account_id = await authenticator.account_for(api_key_of(scope))
         if account_id is None:
-            await _send_json(send, 401, _UNAUTHORIZED)
+            await send_json(send, 401, UNAUTHORIZED)
             return
         scope.setdefault("state", {})["account_id"] = account_id
         await self.app(scope, receive, send)
@@ -79,18 +96,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = value
-                break
+        declared = declared_length(scope)
         if declared is not None:
-            try:
-                too_large = int(declared) > self.limit
-            except ValueError:
-                too_large = False  # the server rejects a malformed length itself
-            if too_large:
-                await _send_json(send, 413, _TOO_LARGE)
+            if declared > self.limit:
+                await send_json(send, 413, TOO_LARGE)
                 return
             await self.app(scope, receive, send)
             return
@@ -109,7 +118,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await _send_json(send, 413, _TOO_LARGE)
+                await send_json(send, 413, TOO_LARGE)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -9,6 +9,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from palaver.api.bodies import BODY_MODELS
+from palaver.api.schemas import ErrorBody, MessageBody
+
+END_PATH = "/v2/conversations/{conversation_id}/end"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -21,16 +24,18 @@ def install_openapi(app: FastAPI) -> None:
             "in": "header",
             "name": "x-api-key",
         }
+        schema.setdefault("paths", {})[END_PATH] = _end_operation()
         components = schema["components"].setdefault("schemas", {})
+        for model in (ErrorBody, MessageBody):
+            _add_model(components, model)
         for model in BODY_MODELS:
             _add_model(components, model)
         for path, operations in schema.get("paths", {}).items():
-            if not path.startswith("/v2"):
-                continue
             for operation in operations.values():
-                operation["security"] = [{"apiKey": []}]
                 # FastAPI adds a 422 for parameter validation; Palaver answers those with 400.
                 operation.get("responses", {}).pop("422", None)
+                if path.startswith("/v2"):
+                    operation["security"] = [{"apiKey": []}]
         app.openapi_schema = schema
         return schema
 
@@ -42,3 +47,33 @@ def _add_model(components: dict[str, Any], model: type[BaseModel]) -> None:
     for name, definition in body.pop("$defs", {}).items():
         components[name] = definition
     components[model.__name__] = body
+
+
+def _end_operation() -> dict[str, Any]:
+    """The end route, served by api/fastpath.py outside FastAPI's router, described by hand."""
+
+    def body(model: str, description: str) -> dict[str, Any]:
+        ref = {"$ref": f"#/components/schemas/{model}"}
+        return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+    return {
+        "post": {
+            "tags": ["Conversations"],
+            "summary": "End Conversation",
+            "description": (
+                "Ends an active conversation: status becomes `ended`, `system.shutdown` "
+                "(`end_conversation_endpoint_hit`) and `application.transcription_ready` are recorded. "
+                "Ending an ended conversation is a 200 that changes nothing. Any request body is ignored."
+            ),
+            "operationId": "end_conversation",
+            "parameters": [
+                {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "Ended, or already ended: empty body"},
+                "400": body("ErrorBody", 'Unknown, malformed, deleted or foreign id: `{"error": "Invalid conversation_id"}`'),
+                "401": body("MessageBody", 'Missing or invalid x-api-key: `{"message": "Invalid access token"}`'),
+                "413": body("ErrorBody", "Body over 1 MiB"),
+            },
+        }
+    }

@@ -23,7 +23,12 @@ _NOTES = {
 }
 
 
-@router.get("/rooms/{conversation_id}", response_class=HTMLResponse, summary="Conversation room page")
+@router.get(
+    "/rooms/{conversation_id}",
+    response_class=HTMLResponse,
+    summary="Conversation room page",
+    responses={404: {"description": "No such room", "content": {"text/html": {}}}},
+)
 async def room_page(request: Request, conversation_id: str) -> HTMLResponse:
     record = None
     if is_conversation_id(conversation_id):

@@ -32,5 +32,9 @@ class ManualClock:
 
 
 def iso_timestamp(epoch: float) -> str:
-    """Tavus's timestamp format: ISO-8601 UTC with microseconds and a `Z`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Tavus's timestamp format: ISO-8601 UTC with microseconds and a `Z`.
+
+    `isoformat` rather than `strftime`: several times faster, and it runs on
+    every create and end.
+    """
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"

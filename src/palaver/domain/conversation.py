@@ -3,9 +3,10 @@
     create(test_mode=false) ──> active ──(end endpoint | delete | timers)──> ended
     create(test_mode=true)  ──> ended            (no replica, no events)
 
-`ended` is terminal. The functions here decide *what* a transition means (the
-new state and the events it records); storage makes it happen atomically with
-a conditional write, so racing callers cannot both win.
+`ended` is terminal. This module decides what states exist, which transitions
+are allowed and what events a conversation's history implies; storage makes a
+transition happen atomically with a conditional write, so racing callers cannot
+both win.
 """
 
 from __future__ import annotations
@@ -43,39 +44,52 @@ class EndOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class LiveConversation:
-    """The part of a conversation the end transition needs, read inside its transaction."""
+class History:
+    """The facts of a conversation that its lifecycle events are rendered from."""
 
     conversation_id: str
+    test_mode: bool
     replica_id: str
     callback_url: str
     system_prompt: str
+    created_at: str
+    ended_at: str | None
+    shutdown_reason: str | None
 
 
 def initial_status(test_mode: bool) -> Status:
     return Status.ENDED if test_mode else Status.ACTIVE
 
 
+def end(status: str) -> Status:
+    """The transition itself: only an active conversation ends; anything else stays as it is.
+
+    Storage applies the same rule as a conditional write (`WHERE status = 'active'`).
+    """
+    return Status.ENDED if status == Status.ACTIVE else Status(status)
+
+
 def can_end(status: str) -> bool:
     return status == Status.ACTIVE
 
 
-def creation_events(conversation_id: str, replica_id: str, callback_url: str, test_mode: bool, at: float) -> list[Event]:
-    """A live conversation's replica joins at once; a test-mode one never does."""
-    if test_mode:
-        return []
-    return [events.replica_joined(conversation_id, replica_id, callback_url, at)]
-
-
-def transcript_so_far(conversation: LiveConversation) -> list[dict[str, Any]]:
+def transcript(history: History) -> list[dict[str, Any]]:
     """The end-of-call transcript: the system prompt entry, then the turns (none until rooms exist)."""
-    return [{"role": "system", "content": conversation.system_prompt}]
+    return [{"role": "system", "content": history.system_prompt}]
 
 
-def end_events(conversation: LiveConversation, reason: ShutdownReason | str, at: float) -> list[Event]:
-    """The events of the one transition active -> ended, in Tavus's order."""
-    cid, rid, url = conversation.conversation_id, conversation.replica_id, conversation.callback_url
-    return [
-        events.shutdown(cid, rid, url, str(reason), at),
-        events.transcription_ready(cid, rid, url, transcript_so_far(conversation), at),
-    ]
+def lifecycle_events(history: History) -> list[Event]:
+    """The events a conversation's history implies, in Tavus's order.
+
+    A live conversation's replica joins when it is created; when it ends, the
+    shutdown (with its reason) comes first, then the transcript. A test-mode
+    conversation has no replica and so no events at all.
+    """
+    if history.test_mode:
+        return []
+    cid, rid, url = history.conversation_id, history.replica_id, history.callback_url
+    out = [events.replica_joined(cid, rid, url, history.created_at)]
+    if history.ended_at is not None and history.shutdown_reason is not None:
+        out.append(events.shutdown(cid, rid, url, history.shutdown_reason, history.ended_at))
+        out.append(events.transcription_ready(cid, rid, url, transcript(history), history.ended_at))
+    return out

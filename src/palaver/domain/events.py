@@ -1,17 +1,19 @@
-"""Conversation events: what Tavus records in `verbose` reads and sends to `callback_url`.
+"""Conversation events: what Tavus shows in `verbose` reads and sends to `callback_url`.
 
-An event is built once, stored as its full webhook envelope (reference 4.2), and
-served unchanged by both the verbose GET and (later) webhook delivery, so the two
-can never disagree.
+The lifecycle events are not stored as separate rows: each is fully determined
+by facts the conversation row already holds (when it was created and ended, why,
+with which replica, callback and system prompt). Rendering them from those facts
+means a conversation can never have two shutdowns or a shutdown without an end,
+whatever races happen, and the end endpoint writes one row, not three. The same
+function feeds the verbose GET and (later) webhook delivery, so they agree byte
+for byte, and each event's id is derived from what it is, so retries of a
+webhook carry the same id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-from palaver.domain.clock import iso_timestamp
-from palaver.domain.ids import new_event_id
 
 REPLICA_JOINED = "system.replica_joined"
 SHUTDOWN = "system.shutdown"
@@ -25,14 +27,18 @@ class Event:
     timestamp: str
     properties: dict[str, Any]
     webhook_url: str = ""
-    event_id: str = field(default_factory=new_event_id)
+
+    @property
+    def event_id(self) -> str:
+        """Stable: one lifecycle event of each type per conversation."""
+        return f"{self.conversation_id}.{self.event_type}"
 
     @property
     def message_type(self) -> str:
         return self.event_type.split(".", 1)[0]
 
     def envelope(self) -> dict[str, Any]:
-        """The webhook body, field for field as Tavus documents it."""
+        """The webhook body, field for field as Tavus documents it (reference 4.2)."""
         return {
             "properties": self.properties,
             "conversation_id": self.conversation_id,
@@ -43,18 +49,18 @@ class Event:
         }
 
 
-def replica_joined(conversation_id: str, replica_id: str, webhook_url: str, at: float) -> Event:
-    return Event(conversation_id, REPLICA_JOINED, iso_timestamp(at), {"replica_id": replica_id}, webhook_url)
+def replica_joined(conversation_id: str, replica_id: str, webhook_url: str, at: str) -> Event:
+    return Event(conversation_id, REPLICA_JOINED, at, {"replica_id": replica_id}, webhook_url)
 
 
-def shutdown(conversation_id: str, replica_id: str, webhook_url: str, reason: str, at: float) -> Event:
+def shutdown(conversation_id: str, replica_id: str, webhook_url: str, reason: str, at: str) -> Event:
     # The docs and clients read `shutdown_reason`; the OpenAPI example says `reason`.
     properties = {"replica_id": replica_id, "shutdown_reason": reason, "reason": reason}
-    return Event(conversation_id, SHUTDOWN, iso_timestamp(at), properties, webhook_url)
+    return Event(conversation_id, SHUTDOWN, at, properties, webhook_url)
 
 
 def transcription_ready(
-    conversation_id: str, replica_id: str, webhook_url: str, transcript: list[dict[str, Any]], at: float
+    conversation_id: str, replica_id: str, webhook_url: str, transcript: list[dict[str, Any]], at: str
 ) -> Event:
     properties = {"replica_id": replica_id, "transcript": transcript}
-    return Event(conversation_id, TRANSCRIPTION_READY, iso_timestamp(at), properties, webhook_url)
+    return Event(conversation_id, TRANSCRIPTION_READY, at, properties, webhook_url)

@@ -28,8 +28,3 @@ def new_account_id() -> str:
 
 def new_key_id() -> str:
     return "k" + secrets.token_hex(6)
-
-
-def new_event_id() -> str:
-    """Stable per event: webhook receivers deduplicate on it."""
-    return "evt_" + secrets.token_hex(12)

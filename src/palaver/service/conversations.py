@@ -13,9 +13,8 @@ from typing import Any
 from palaver.domain import conversation as lifecycle
 from palaver.domain.catalog import DEFAULT_PERSONA_ID, STOCK_PERSONAS, STOCK_REPLICAS
 from palaver.domain.clock import Clock, iso_timestamp
-from palaver.domain.conversation import EndOutcome, LiveConversation, ShutdownReason
+from palaver.domain.conversation import EndOutcome, ShutdownReason
 from palaver.domain.errors import InvalidId, ValidationFailed
-from palaver.domain.events import Event
 from palaver.domain.ids import is_conversation_id, new_conversation_id
 from palaver.domain.tokens import meeting_token
 from palaver.storage.base import ConversationRecord, Storage
@@ -79,9 +78,9 @@ class ConversationService:
             shutdown_reason=None,
             created_at=stamp,
             updated_at=stamp,
+            ended_at=stamp if spec.test_mode else None,
         )
-        events = lifecycle.creation_events(conversation_id, replica_id, spec.callback_url, spec.test_mode, now)
-        await self._storage.insert_conversation(record, events)
+        await self._storage.insert_conversation(record)
         return record
 
     def _resolve(self, spec: CreateConversation) -> tuple[str, str, str]:
@@ -109,7 +108,7 @@ class ConversationService:
         record = await self._storage.get_conversation(account_id, self._visible_id(conversation_id))
         if record is None:
             raise InvalidId("conversation_id")
-        events = await self._storage.list_events(conversation_id) if verbose else None
+        events = [e.envelope() for e in lifecycle.lifecycle_events(record.history)] if verbose else None
         return ConversationView(record, events)
 
     async def list(
@@ -123,9 +122,8 @@ class ConversationService:
         self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
     ) -> EndOutcome:
         """End once; a second end is a quiet success. Unknown or foreign ids raise InvalidId."""
-        now = self._clock.now()
         outcome = await self._storage.end_conversation(
-            account_id, self._visible_id(conversation_id), reason, iso_timestamp(now), _events_at(reason, now)
+            account_id, self._visible_id(conversation_id), reason, iso_timestamp(self._clock.now())
         )
         if outcome is EndOutcome.NOT_FOUND:
             raise InvalidId("conversation_id")
@@ -133,22 +131,13 @@ class ConversationService:
 
     async def delete(self, account_id: str, conversation_id: str, *, hard: bool = False) -> None:
         """Delete; an active conversation is ended first, as its room goes away."""
-        now = self._clock.now()
-        reason = ShutdownReason.ROOM_DELETED
         found = await self._storage.delete_conversation(
             account_id,
             self._visible_id(conversation_id),
             hard=hard,
-            reason=reason,
-            at=iso_timestamp(now),
-            build_events=_events_at(reason, now),
+            reason=ShutdownReason.ROOM_DELETED,
+            at=iso_timestamp(self._clock.now()),
         )
         if not found:
             raise InvalidId("conversation_id")
 
-
-def _events_at(reason: ShutdownReason, now: float):  # type: ignore[no-untyped-def]
-    def build(conversation: LiveConversation) -> list[Event]:
-        return lifecycle.end_events(conversation, reason, now)
-
-    return build

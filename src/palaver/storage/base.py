@@ -1,19 +1,17 @@
 """The storage interface every backend implements, and the records it speaks in.
 
-Backends must make each mutating method one atomic transaction: the conversation
-row, its events (and later its outbox rows) commit together or not at all. The
-end transition is a conditional write (`status = 'active'`) so that, however many
-callers race, exactly one changes the row and records the shutdown.
+Backends must make each mutating method one atomic transaction (and later the
+outbox rows a change causes commit with it). The end transition is a
+conditional write (`status = 'active'`) so that, however many callers race,
+exactly one changes the row and so records the shutdown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from palaver.domain.conversation import EndOutcome, LiveConversation
-from palaver.domain.events import Event
+from palaver.domain.conversation import EndOutcome, History
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +49,14 @@ class ConversationRecord:
     shutdown_reason: str | None
     created_at: str
     updated_at: str
+    ended_at: str | None
 
-
-EndEventsBuilder = Callable[[LiveConversation], list[Event]]
+    @property
+    def history(self) -> History:
+        return History(
+            self.conversation_id, self.test_mode, self.replica_id, self.callback_url,
+            self.system_prompt, self.created_at, self.ended_at, self.shutdown_reason,
+        )
 
 
 class Storage(Protocol):
@@ -85,8 +88,8 @@ class Storage(Protocol):
     async def count_keys(self) -> int: ...
 
     # conversations ---------------------------------------------------------------
-    async def insert_conversation(self, conversation: ConversationRecord, events: Sequence[Event]) -> None:
-        """Insert the conversation and its creation events.
+    async def insert_conversation(self, conversation: ConversationRecord) -> None:
+        """Insert the conversation.
 
         Raises ConcurrencyLimitReached when the account has a `max_concurrent` and
         already that many active non-test conversations: the limit is read and
@@ -109,18 +112,12 @@ class Storage(Protocol):
         """One page, newest first, and the total under the same filter."""
         ...
 
-    async def list_events(self, conversation_id: str) -> list[dict[str, Any]]:
-        """The stored envelopes of a conversation's events, oldest first."""
-        ...
-
-    async def end_conversation(
-        self, account_id: str, conversation_id: str, reason: str, at: str, build_events: EndEventsBuilder
-    ) -> EndOutcome:
-        """The single active -> ended transition, with the events `build_events` returns."""
+    async def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> EndOutcome:
+        """The single active -> ended transition: status, reason and end time in one conditional write."""
         ...
 
     async def delete_conversation(
-        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, build_events: EndEventsBuilder
+        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str
     ) -> bool:
         """End (if active) then soft- or hard-delete; False if not visible to this account."""
         ...

@@ -30,7 +30,7 @@ CREATE TABLE conversations (
     system_prompt           TEXT NOT NULL DEFAULT '',
     meeting_token           TEXT,
     request                 TEXT NOT NULL,  -- the accepted create body (JSON), kept whole
-    shutdown_reason         TEXT,
+    shutdown_reason         TEXT,           -- with ended_at: the facts the shutdown event is rendered from
     created_at              TEXT NOT NULL,
     updated_at              TEXT NOT NULL,
     ended_at                TEXT,
@@ -38,13 +38,3 @@ CREATE TABLE conversations (
 );
 CREATE INDEX conversations_account_seq ON conversations(account_id, seq);
 CREATE INDEX conversations_account_status ON conversations(account_id, status, seq);
-
-CREATE TABLE events (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id         TEXT NOT NULL UNIQUE,
-    conversation_id  TEXT NOT NULL,
-    event_type       TEXT NOT NULL,
-    envelope         TEXT NOT NULL,     -- the webhook body (JSON), served verbatim
-    created_at       TEXT NOT NULL
-);
-CREATE INDEX events_conversation ON events(conversation_id, seq);
