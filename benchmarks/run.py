@@ -6,6 +6,13 @@ load, and compares it with a raw ASGI baseline app served by the very same
 stack (uvicorn, one process, uvloop, httptools, no access log), which is the
 floor any Python server on this stack can reach.
 
+Both servers are started once and stay up for the whole run; the load goes
+to one of them at a time.  After one uncounted warm-up per server, each of R
+rounds (``--rounds``, default 5) runs create N + end N against Palaver and
+create N + end N against the baseline, alternating which server goes first.
+The summary quotes the median over the rounds and the ratio of the medians,
+and the targets are judged on those medians.
+
 Load is generated with wrk (``apt-get install wrk``) driven by the Lua scripts
 in ``benchmarks/wrk/``, which send *exactly* N requests (wrk itself only knows
 time-bounded runs).  See ``benchmarks/README.md``.
@@ -13,6 +20,7 @@ time-bounded runs).  See ``benchmarks/README.md``.
 Usage::
 
     /work/venv/bin/python benchmarks/run.py                # full run
+    /work/venv/bin/python benchmarks/run.py --n 2000 --rounds 2   # quick check
     /work/venv/bin/python benchmarks/run.py --only-baseline --n 5000
 
 Exit status: 0 = run valid and targets met, 1 = run valid but a target
@@ -34,6 +42,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,11 +201,20 @@ class Wrk:
         self.connections = connections
         self.time_limit = time_limit
         self.workdir = workdir
-        self.command_lines: list[str] = []
+        # Distinct command lines, in order of first use (rounds repeat them).
+        self._commands: dict[str, str] = {}
+
+    @property
+    def command_lines(self) -> list[str]:
+        return [f"[{kind}] {shown}" for shown, kind in self._commands.items()]
 
     def run(self, label: str, script: Path, url: str, key: str,
-            script_arg: str, expected: int) -> dict[str, Any]:
-        """Run one wrk load of exactly ``expected`` requests and return figures."""
+            script_arg: str, expected: int, kind: str | None = None) -> dict[str, Any]:
+        """Run one wrk load of exactly ``expected`` requests and return figures.
+
+        ``label`` names this run (log and output file); ``kind`` groups runs
+        that use the same command line, for the list of commands.
+        """
         threads = min(self.threads, max(1, expected))
         connections = max(self.connections, threads)
         cmd = [
@@ -208,7 +226,7 @@ class Wrk:
             url, "--", script_arg, str(threads),
         ]
         shown = " ".join(shlex.quote(c) for c in cmd).replace(key, "$API_KEY")
-        self.command_lines.append(f"[{label}] {shown}")
+        self._commands.setdefault(shown, kind or label)
 
         out_lines: list[str] = []
         err_lines: list[str] = []
@@ -345,9 +363,9 @@ def describe_rc(rc: int | None) -> str:
 
 
 def fmt_result(r: dict[str, Any]) -> str:
-    return (f"{r['requests']} req in {r['elapsed_s']:.2f}s = {r['rps']:.0f} req/s, "
-            f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-            f"max {r['max_ms']:.1f} ms, non-200 {r['non_200']}")
+    return (f"{r['requests']:>6} req {r['elapsed_s']:6.2f}s {r['rps']:7.0f} req/s  "
+            f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:6.2f}  max {r['max_ms']:6.1f} ms  "
+            f"non-200 {r['non_200']}")
 
 
 # ---------------------------------------------------------------------------
@@ -399,157 +417,260 @@ def fake_ids(n: int, rng: random.Random) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# Phases
+# Servers under test and rounds
 
 
-def run_palaver(args: argparse.Namespace, wrk: Wrk, workdir: Path,
-                problems: list[str], result: dict[str, Any]) -> None:
-    palaver = args.palaver_cmd
-    db_path = workdir / "palaver-bench.db"
-    db_url = f"sqlite:///{db_path}"
-    log(f"== Palaver ({' '.join(palaver)})")
-    log(f"   database {db_url}")
-    keys_cmd = palaver + ["keys", "create", "--database-url", db_url, "--name", "bench"]
-    if args.max_concurrent is not None:
-        # All N conversations are active at once before the end phase.
-        if args.max_concurrent < args.n:
-            raise BenchError(f"--max-concurrent {args.max_concurrent} is below --n {args.n}: "
-                             f"the creates would hit the account's limit")
-        keys_cmd += ["--max-concurrent", str(args.max_concurrent)]
-    log(f"   account concurrency limit: "
-        f"{args.max_concurrent if args.max_concurrent is not None else 'none'}")
-    try:
-        cp = subprocess.run(keys_cmd, capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise BenchError("`palaver keys create` did not finish within 120s")
-    if cp.returncode != 0:
-        raise BenchError(f"`{' '.join(keys_cmd)}` failed with status "
-                         f"{cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
-    lines = [ln.strip() for ln in cp.stdout.splitlines() if ln.strip()]
-    if not lines:
-        raise BenchError(f"`palaver keys create` printed nothing:\n{cp.stderr}")
-    key = lines[-1]
+class Target:
+    """A server under test: started once, kept up for the whole run, loaded in
+    every round (only one server is loaded at a time), stopped at the end."""
 
-    server = Server("palaver", palaver + ["serve", "--host", "127.0.0.1", "--port", "0",
-                                          "--database-url", db_url],
-                    workdir / "palaver-server.log", start_timeout=args.start_timeout)
-    result["server_log"] = str(server.log_path)
-    try:
-        url = server.start()
-        log(f"   serving at {url} (log {server.log_path})")
-        client = httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=60.0)
-        with client:
-            def check(cond: bool, msg: str) -> None:
-                if not cond:
-                    problems.append(f"palaver: {msg}")
-                    log(f"   !! {msg}")
+    name = "?"
 
-            if args.warmup:
-                r = wrk.run("palaver warm-up create", CREATE_LUA, url, key,
-                            str(args.warmup), args.warmup)
-                log(f"   warm-up create: {fmt_result(r)}")
-                for p in r["problems"]:
-                    check(False, f"warm-up create: {p}")
-                ids, total = list_ids(client, "active", args.warmup)
-                check(len(ids) == args.warmup and total == args.warmup,
-                      f"after warm-up create: {len(ids)} active ids listed, "
-                      f"total_count {total}, expected {args.warmup}")
-                idfile = workdir / "palaver-warmup-ids.txt"
-                write_ids(idfile, ids)
-                r = wrk.run("palaver warm-up end", END_LUA, url, key, str(idfile), len(ids))
-                log(f"   warm-up end:    {fmt_result(r)}")
-                for p in r["problems"]:
-                    check(False, f"warm-up end: {p}")
-                active = total_count(client, "active")
-                check(active == 0, f"after warm-up end: {active} still active")
+    def __init__(self, args: argparse.Namespace, wrk: Wrk, workdir: Path,
+                 problems: list[str]) -> None:
+        self.args = args
+        self.wrk = wrk
+        self.workdir = workdir
+        self.problems = problems
+        self.server: Server | None = None
+        self.url = ""
+        self.key = ""
+        self.warmup_results: dict[str, Any] = {}
 
-            r = wrk.run("palaver create", CREATE_LUA, url, key, str(args.n), args.n)
-            log(f"   create:         {fmt_result(r)}")
-            for p in r["problems"]:
-                check(False, f"create: {p}")
-            result["create"] = r
+    def problem(self, msg: str) -> None:
+        self.problems.append(f"{self.name}: {msg}")
+        log(f"   !! {self.name}: {msg}")
 
-            t0 = time.monotonic()
-            ids, total = list_ids(client, "active", args.n)
-            list_s = time.monotonic() - t0
-            log(f"   listed {len(ids)} active ids (total_count {total}) in {list_s:.2f}s")
-            check(len(ids) == args.n and total == args.n,
-                  f"after create: {len(ids)} active ids listed, total_count {total}, "
-                  f"expected {args.n}")
-            check(len(set(ids)) == len(ids),
-                  f"list returned {len(ids) - len(set(ids))} duplicate ids")
-            check(all(re.fullmatch(r"c[0-9a-f]{15}", i) for i in ids),
-                  "some conversation ids do not look like c + 15 hex")
-            ids = list(dict.fromkeys(ids))
-            idfile = workdir / "palaver-ids.txt"
-            write_ids(idfile, ids)
+    def check(self, cond: bool, msg: str) -> None:
+        if not cond:
+            self.problem(msg)
 
-            r = wrk.run("palaver end", END_LUA, url, key, str(idfile), len(ids))
-            log(f"   end:            {fmt_result(r)}")
-            for p in r["problems"]:
-                check(False, f"end: {p}")
-            result["end"] = r
+    def load(self, phase: str, script: Path, script_arg: str, expected: int,
+             rnd: int | None) -> dict[str, Any]:
+        """One wrk load against this server; ``rnd`` None means warm-up."""
+        where = "warm-up" if rnd is None else f"r{rnd}"
+        kind = f"{self.name} {'warm-up ' if rnd is None else ''}{phase}"
+        label = kind if rnd is None else f"{kind} r{rnd}"
+        r = self.wrk.run(label, script, self.url, self.key, script_arg, expected, kind=kind)
+        log(f"   {where:<7} {self.name:<8} {phase:<6} {fmt_result(r)}")
+        for p in r["problems"]:
+            self.problem(f"{where} {phase}: {p}")
+        return r
 
-            active = total_count(client, "active")
-            ended = total_count(client, "ended")
-            log(f"   afterwards: active total_count {active}, ended total_count {ended}")
-            check(active == 0, f"after end: active total_count {active}, expected 0")
-            check(ended == args.n + args.warmup,
-                  f"after end: ended total_count {ended}, expected "
-                  f"{args.n + args.warmup} ({args.n} + {args.warmup} warm-up)")
-            result["verify"] = {"active": active, "ended": ended,
-                                "expected_ended": args.n + args.warmup}
-        if not server.alive():
-            check(False, f"server exited during the run (status {server.proc.returncode})")
-    finally:
-        rc = server.stop()
-        log(f"   palaver stopped ({describe_rc(rc)})")
+    def ensure_alive(self, when: str) -> None:
+        if self.server is not None and not self.server.alive():
+            assert self.server.proc is not None
+            raise BenchError(f"{self.name} exited {when} "
+                             f"({describe_rc(self.server.proc.returncode)}); "
+                             f"log {self.server.log_path}:\n{self.server.log_tail()}")
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def warmup(self) -> None:
+        raise NotImplementedError
+
+    def run_round(self, rnd: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.proc is not None:
+            rc = self.server.stop()
+            log(f"   {self.name} stopped ({describe_rc(rc)})")
 
 
-def run_baseline(args: argparse.Namespace, wrk: Wrk, workdir: Path,
-                 problems: list[str], result: dict[str, Any]) -> None:
-    key = secrets.token_urlsafe(24)
-    env = dict(os.environ, BASELINE_API_KEY=key)
-    cmd = [args.baseline_python, str(BASELINE_APP), "--host", "127.0.0.1", "--port", "0"]
-    log(f"== Baseline (raw ASGI, {BASELINE_APP.name})")
-    server = Server("baseline", cmd, workdir / "baseline-server.log", env=env,
-                    start_timeout=args.start_timeout)
-    rng = random.Random(1234)
-    try:
-        url = server.start()
-        log(f"   serving at {url}")
+class PalaverTarget(Target):
+    name = "palaver"
 
-        def check_run(r: dict[str, Any], what: str) -> None:
-            for p in r["problems"]:
-                problems.append(f"baseline {what}: {p}")
-                log(f"   !! {what}: {p}")
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.client: httpx.Client | None = None
+        self.rounds_done = 0
+        self.verify: dict[str, Any] | None = None
 
-        if args.warmup:
-            r = wrk.run("baseline warm-up create", CREATE_LUA, url, key,
-                        str(args.warmup), args.warmup)
-            log(f"   warm-up create: {fmt_result(r)}")
-            check_run(r, "warm-up create")
-            idfile = workdir / "baseline-warmup-ids.txt"
-            write_ids(idfile, fake_ids(args.warmup, rng))
-            r = wrk.run("baseline warm-up end", END_LUA, url, key, str(idfile), args.warmup)
-            log(f"   warm-up end:    {fmt_result(r)}")
-            check_run(r, "warm-up end")
+    def start(self) -> None:
+        args = self.args
+        palaver = args.palaver_cmd
+        db_path = self.workdir / "palaver-bench.db"
+        db_url = f"sqlite:///{db_path}"
+        log(f"== Palaver ({' '.join(palaver)})")
+        log(f"   database {db_url}")
+        keys_cmd = palaver + ["keys", "create", "--database-url", db_url, "--name", "bench"]
+        if args.max_concurrent is not None:
+            # All N conversations of a round are active at once before its end phase.
+            if args.max_concurrent < args.n:
+                raise BenchError(f"--max-concurrent {args.max_concurrent} is below --n "
+                                 f"{args.n}: the creates would hit the account's limit")
+            keys_cmd += ["--max-concurrent", str(args.max_concurrent)]
+        log(f"   account concurrency limit: "
+            f"{args.max_concurrent if args.max_concurrent is not None else 'none'}")
+        try:
+            cp = subprocess.run(keys_cmd, capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise BenchError("`palaver keys create` did not finish within 120s")
+        if cp.returncode != 0:
+            raise BenchError(f"`{' '.join(keys_cmd)}` failed with status "
+                             f"{cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
+        lines = [ln.strip() for ln in cp.stdout.splitlines() if ln.strip()]
+        if not lines:
+            raise BenchError(f"`palaver keys create` printed nothing:\n{cp.stderr}")
+        self.key = lines[-1]
 
-        r = wrk.run("baseline create", CREATE_LUA, url, key, str(args.n), args.n)
-        log(f"   create:         {fmt_result(r)}")
-        check_run(r, "create")
-        result["create"] = r
+        self.server = Server("palaver",
+                             palaver + ["serve", "--host", "127.0.0.1", "--port", "0",
+                                        "--database-url", db_url],
+                             self.workdir / "palaver-server.log",
+                             start_timeout=args.start_timeout)
+        self.url = self.server.start()
+        log(f"   serving at {self.url} (log {self.server.log_path})")
+        self.client = httpx.Client(base_url=self.url, headers={"x-api-key": self.key},
+                                   timeout=60.0)
 
-        idfile = workdir / "baseline-ids.txt"
-        write_ids(idfile, fake_ids(args.n, rng))
-        r = wrk.run("baseline end", END_LUA, url, key, str(idfile), args.n)
-        log(f"   end:            {fmt_result(r)}")
-        check_run(r, "end")
-        result["end"] = r
-    finally:
-        rc = server.stop()
-        log(f"   baseline stopped ({describe_rc(rc)})")
+    def collect_ids(self, n: int, where: str) -> tuple[list[str], float]:
+        """The ids of the ``n`` conversations just created, checked."""
+        assert self.client is not None
+        t0 = time.monotonic()
+        ids, total = list_ids(self.client, "active", n)
+        list_s = time.monotonic() - t0
+        self.check(len(ids) == n and total == n,
+                   f"{where}: after create {len(ids)} active ids listed, "
+                   f"total_count {total}, expected {n}")
+        self.check(len(set(ids)) == len(ids),
+                   f"{where}: list returned {len(ids) - len(set(ids))} duplicate ids")
+        self.check(all(re.fullmatch(r"c[0-9a-f]{15}", i) for i in ids),
+                   f"{where}: some conversation ids do not look like c + 15 hex")
+        return list(dict.fromkeys(ids)), list_s
+
+    def warmup(self) -> None:
+        assert self.client is not None
+        n = self.args.warmup
+        create = self.load("create", CREATE_LUA, str(n), n, None)
+        ids, _ = self.collect_ids(n, "warm-up")
+        idfile = self.workdir / "palaver-warmup-ids.txt"
+        write_ids(idfile, ids)
+        end = self.load("end", END_LUA, str(idfile), len(ids), None)
+        active = total_count(self.client, "active")
+        self.check(active == 0, f"after warm-up end: {active} still active")
+        self.warmup_results = {"create": create, "end": end}
+
+    def run_round(self, rnd: int) -> dict[str, Any]:
+        assert self.client is not None
+        n = self.args.n
+        create = self.load("create", CREATE_LUA, str(n), n, rnd)
+        ids, list_s = self.collect_ids(n, f"r{rnd}")
+        idfile = self.workdir / "palaver-ids.txt"  # same path every round
+        write_ids(idfile, ids)
+        end = self.load("end", END_LUA, str(idfile), len(ids), rnd)
+        active = total_count(self.client, "active")
+        ended = total_count(self.client, "ended")
+        expected = self.args.warmup + rnd * n
+        self.check(active == 0, f"r{rnd}: after end, active total_count {active}, expected 0")
+        self.check(ended == expected, f"r{rnd}: after end, ended total_count {ended}, "
+                                      f"expected {expected}")
+        self.ensure_alive(f"during round {rnd}")
+        self.rounds_done = rnd
+        return {"create": create, "end": end, "list_s": list_s,
+                "active_after": active, "ended_after": ended}
+
+    def final_verify(self) -> None:
+        """After all rounds: 0 active, rounds x N + warm-up ended."""
+        assert self.client is not None
+        active = total_count(self.client, "active")
+        ended = total_count(self.client, "ended")
+        expected = self.rounds_done * self.args.n + self.args.warmup
+        log(f"   palaver afterwards: active total_count {active}, ended total_count "
+            f"{ended} (expected 0 and {self.rounds_done} x {self.args.n} + "
+            f"{self.args.warmup} warm-up = {expected})")
+        self.check(active == 0, f"after all rounds: active total_count {active}, expected 0")
+        self.check(ended == expected,
+                   f"after all rounds: ended total_count {ended}, expected {expected} "
+                   f"({self.rounds_done} x {self.args.n} + {self.args.warmup} warm-up)")
+        self.verify = {"active": active, "ended": ended, "expected_ended": expected,
+                       "rounds": self.rounds_done}
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        super().stop()
+
+
+class BaselineTarget(Target):
+    name = "baseline"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.rng = random.Random(1234)
+
+    def start(self) -> None:
+        self.key = secrets.token_urlsafe(24)
+        env = dict(os.environ, BASELINE_API_KEY=self.key)
+        cmd = [self.args.baseline_python, str(BASELINE_APP),
+               "--host", "127.0.0.1", "--port", "0"]
+        log(f"== Baseline (raw ASGI, {BASELINE_APP.name})")
+        self.server = Server("baseline", cmd, self.workdir / "baseline-server.log",
+                             env=env, start_timeout=self.args.start_timeout)
+        self.url = self.server.start()
+        log(f"   serving at {self.url}")
+
+    def warmup(self) -> None:
+        n = self.args.warmup
+        create = self.load("create", CREATE_LUA, str(n), n, None)
+        idfile = self.workdir / "baseline-warmup-ids.txt"
+        write_ids(idfile, fake_ids(n, self.rng))
+        end = self.load("end", END_LUA, str(idfile), n, None)
+        self.warmup_results = {"create": create, "end": end}
+
+    def run_round(self, rnd: int) -> dict[str, Any]:
+        n = self.args.n
+        create = self.load("create", CREATE_LUA, str(n), n, rnd)
+        idfile = self.workdir / "baseline-ids.txt"  # same path every round
+        write_ids(idfile, fake_ids(n, self.rng))
+        end = self.load("end", END_LUA, str(idfile), n, rnd)
+        self.ensure_alive(f"during round {rnd}")
+        return {"create": create, "end": end}
+
+
+PHASES = ("create", "end")
+
+
+def round_ratios(entry: dict[str, Any]) -> dict[str, float | None]:
+    """Palaver req/s / baseline req/s within one round, per phase."""
+    out: dict[str, float | None] = {}
+    for op in PHASES:
+        out[op] = None
+        if "palaver" in entry and "baseline" in entry:
+            base_rps = entry["baseline"][op]["rps"]
+            if base_rps > 0:
+                out[op] = entry["palaver"][op]["rps"] / base_rps
+    return out
+
+
+def run_rounds(args: argparse.Namespace, targets: list[Target],
+               rounds: list[dict[str, Any]], problems: list[str]) -> None:
+    if args.warmup:
+        log(f"== Warm-up: {args.warmup} creates + ends per server (not counted)")
+        for t in targets:
+            t.warmup()
+            t.ensure_alive("during the warm-up")
+        if problems:
+            log("   stopping: the warm-up had problems")
+            return
+    for rnd in range(1, args.rounds + 1):
+        # Alternate which server goes first, so that drift (thermal, other
+        # load on the box) does not always favour the same one.
+        order = targets if rnd % 2 else targets[::-1]
+        log(f"== Round {rnd}/{args.rounds} ({', then '.join(t.name for t in order)})")
+        before = len(problems)
+        entry: dict[str, Any] = {"round": rnd, "order": [t.name for t in order]}
+        for t in order:
+            entry[t.name] = t.run_round(rnd)
+        entry["ratios"] = round_ratios(entry)
+        rounds.append(entry)
+        if len(problems) > before:
+            log("   stopping after this round: it had problems")
+            break
 
 
 # ---------------------------------------------------------------------------
@@ -605,9 +726,28 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def median_figures(rounds: list[dict[str, Any]], server: str,
+                   op: str) -> dict[str, float] | None:
+    runs = [r[server][op] for r in rounds if server in r]
+    if not runs:
+        return None
+    return {key: statistics.median(x[key] for x in runs)
+            for key in ("rps", "p50_ms", "p99_ms")}
+
+
+def min_med_max(values: list[float | None]) -> dict[str, Any] | None:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return {"min": min(vals), "median": statistics.median(vals), "max": max(vals),
+            "values": vals}
+
+
 def print_report(args: argparse.Namespace, info: dict[str, Any],
-                 pal: dict[str, Any] | None, base: dict[str, Any] | None,
-                 wrk: Wrk, problems: list[str]) -> dict[str, Any]:
+                 targets: list[Target], rounds: list[dict[str, Any]],
+                 verify: dict[str, Any] | None, wrk: Wrk,
+                 problems: list[str]) -> dict[str, Any]:
+    servers = [t.name for t in targets]
     log()
     log("=" * 78)
     log("Palaver benchmark: conversation create / end")
@@ -617,16 +757,42 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     log(f"Software: Python {info['python']}, uvicorn {info['uvicorn']}, "
         f"uvloop {info['uvloop']}, httptools {info['httptools']}, {info['wrk']}")
     log(f"Palaver : commit {info['palaver_commit']}")
-    log(f"Load    : N={args.n} conversations, {args.connections} connections, "
-        f"{args.threads} wrk threads, warm-up {args.warmup} creates+ends "
-        f"(not counted) before each measured phase")
+    log(f"Load    : N={args.n} conversations per phase, {args.connections} connections, "
+        f"{args.threads} wrk threads")
+    log(f"Rounds  : {len(rounds)} of {args.rounds} completed; both servers up all run, "
+        f"one loaded at a time,")
+    log(f"          alternating which goes first; warm-up {args.warmup} creates+ends "
+        f"per server (not counted)")
     log()
 
-    def cell(res: dict[str, Any] | None, op: str, key: str, fmt: str) -> str:
-        if not res or op not in res:
-            return f"{'-':>8}"
-        return format(res[op][key], fmt)
+    # Per-round figures, one line per round.
+    cols = [(s, op) for s in ("palaver", "baseline") for op in PHASES]
+    title = {"palaver": "Palaver", "baseline": "Baseline"}
+    log("Per round: req/s and p99 ms")
+    log(f"{'round':>5} {'first':<9}| "
+        + " | ".join(f"{title[s] + ' ' + op:^15}" for s, op in cols) + " | end ratio")
+    for entry in rounds:
+        cells = []
+        for s, op in cols:
+            if s in entry:
+                r = entry[s][op]
+                cells.append(f"{r['rps']:7.0f} {r['p99_ms']:7.2f}")
+            else:
+                cells.append(f"{'-':^15}")
+        ratio = entry["ratios"]["end"]
+        log(f"{entry['round']:>5} {entry['order'][0]:<9}| " + " | ".join(cells)
+            + f" | {(format(ratio, '5.2f') if ratio is not None else '-'):>9}")
+    log()
 
+    # Medians over the rounds.
+    med = {s: {op: median_figures(rounds, s, op) for op in PHASES}
+           for s in ("palaver", "baseline")}
+
+    def cell(s: str, op: str, key: str, fmt: str) -> str:
+        m = med[s][op]
+        return format(m[key], fmt) if m else f"{'-':>8}"
+
+    log(f"Median of {len(rounds)} round{'s' if len(rounds) != 1 else ''}")
     hdr = (f"{'':8}| {'Palaver':^26} | {'Baseline (raw ASGI)':^26} | {'ratio':>6}")
     sub = (f"{'':8}| {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
            f"| {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} | {'thrpt':>6}")
@@ -634,68 +800,88 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     log(sub)
     log("-" * len(sub))
     ratios: dict[str, float | None] = {}
-    for op in ("create", "end"):
+    for op in PHASES:
         ratio = None
-        if pal and base and op in pal and op in base and base[op]["rps"] > 0:
-            ratio = pal[op]["rps"] / base[op]["rps"]
+        pm, bm = med["palaver"][op], med["baseline"][op]
+        if pm and bm and bm["rps"] > 0:
+            ratio = pm["rps"] / bm["rps"]
         ratios[op] = ratio
-        log(f"{op:8}| {cell(pal, op, 'rps', '8.0f')} {cell(pal, op, 'p50_ms', '8.2f')} "
-            f"{cell(pal, op, 'p99_ms', '8.2f')} | {cell(base, op, 'rps', '8.0f')} "
-            f"{cell(base, op, 'p50_ms', '8.2f')} {cell(base, op, 'p99_ms', '8.2f')} | "
+        log(f"{op:8}| {cell('palaver', op, 'rps', '8.0f')} "
+            f"{cell('palaver', op, 'p50_ms', '8.2f')} {cell('palaver', op, 'p99_ms', '8.2f')} "
+            f"| {cell('baseline', op, 'rps', '8.0f')} {cell('baseline', op, 'p50_ms', '8.2f')} "
+            f"{cell('baseline', op, 'p99_ms', '8.2f')} | "
             f"{(format(ratio, '6.2f') if ratio is not None else '-'):>6}")
-    log("(ratio = Palaver req/s / baseline req/s; latencies as reported by wrk --latency)")
+    log("(each figure is the median over the rounds; ratio = median Palaver req/s /")
+    log(" median baseline req/s; latencies as reported by wrk --latency)")
+    per_round = {op: min_med_max([e["ratios"][op] for e in rounds]) for op in PHASES}
+    if per_round["end"]:
+        pr = per_round["end"]
+        log(f"end ratio per round: min {pr['min']:.2f}, median {pr['median']:.2f}, "
+            f"max {pr['max']:.2f}")
     log()
 
-    targets: dict[str, Any] = {}
+    targets_out: dict[str, Any] = {}
     valid = not problems
-    log("Targets")
+    log("Targets (on the medians)")
     end_ratio = ratios.get("end")
     if end_ratio is not None:
         ok = end_ratio >= TARGET_END_RATIO
-        targets["end_ratio"] = {"value": end_ratio, "target": TARGET_END_RATIO, "pass": ok}
+        targets_out["end_ratio"] = {"value": end_ratio, "target": TARGET_END_RATIO,
+                                    "pass": ok}
         log(f"  end throughput ratio >= {TARGET_END_RATIO:.2f} : {end_ratio:6.2f}     "
             f"{'PASS' if ok else 'FAIL'}")
     else:
-        log(f"  end throughput ratio >= {TARGET_END_RATIO:.2f} :    n/a     (needs both runs)")
-    if pal and "end" in pal:
-        p99 = pal["end"]["p99_ms"]
+        log(f"  end throughput ratio >= {TARGET_END_RATIO:.2f} :    n/a     "
+            f"(needs both servers)")
+    if med["palaver"]["end"]:
+        p99 = med["palaver"]["end"]["p99_ms"]
         ok = p99 < TARGET_END_P99_MS
-        targets["end_p99_ms"] = {"value": p99, "target": TARGET_END_P99_MS, "pass": ok}
+        targets_out["end_p99_ms"] = {"value": p99, "target": TARGET_END_P99_MS, "pass": ok}
         log(f"  end p99 < {TARGET_END_P99_MS:.0f} ms             : {p99:6.2f} ms  "
             f"{'PASS' if ok else 'FAIL'}")
     else:
-        log(f"  end p99 < {TARGET_END_P99_MS:.0f} ms             :    n/a     (needs the Palaver run)")
+        log(f"  end p99 < {TARGET_END_P99_MS:.0f} ms             :    n/a     "
+            f"(needs Palaver)")
     log()
 
     if valid:
         log("Correctness: every request answered 200, counts verified through the API.")
+        if verify:
+            log(f"             Afterwards {verify['active']} active, {verify['ended']} "
+                f"ended = {verify['rounds']} rounds x {args.n} + {args.warmup} warm-up.")
     else:
         log("Correctness: RUN INVALID -- figures above are not trustworthy:")
         for p in problems:
             log(f"  - {p}")
     log()
-    log("wrk command lines ($API_KEY stands for the key used):")
+    log("wrk command lines ($API_KEY stands for the key used; the same in every round):")
     for line in wrk.command_lines:
         log(f"  {line}")
     log()
 
     if not valid:
         verdict = "INVALID"
-    elif not targets or len(targets) < 2:
+    elif len(targets_out) < 2:
         verdict = "INCOMPLETE"
     else:
-        verdict = "PASS" if all(t["pass"] for t in targets.values()) else "FAIL"
+        verdict = "PASS" if all(t["pass"] for t in targets_out.values()) else "FAIL"
     log(f"Overall: {verdict}")
 
     return {
         "verdict": verdict,
         "machine": info,
-        "params": {"n": args.n, "connections": args.connections, "threads": args.threads,
-                   "warmup": args.warmup, "max_concurrent": args.max_concurrent},
-        "palaver": pal,
-        "baseline": base,
+        "params": {"n": args.n, "rounds": args.rounds, "connections": args.connections,
+                   "threads": args.threads, "warmup": args.warmup,
+                   "max_concurrent": args.max_concurrent},
+        "servers": servers,
+        "rounds_completed": len(rounds),
+        "warmup": {t.name: t.warmup_results for t in targets},
+        "rounds": rounds,
+        "median": {s: med[s] for s in servers},
         "ratios": ratios,
-        "targets": targets,
+        "ratios_per_round": per_round,
+        "verify": verify,
+        "targets": targets_out,
         "problems": problems,
         "wrk_commands": wrk.command_lines,
     }
@@ -709,12 +895,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark Palaver conversation create/end against a raw ASGI "
                     "baseline on the same uvicorn stack, using wrk.")
     p.add_argument("--n", type=int, default=20000,
-                   help="conversations to create and then end (default 20000)")
+                   help="conversations to create and then end, per server and round "
+                        "(default 20000)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="measured rounds; the summary quotes the medians over them "
+                        "(default 5)")
     p.add_argument("--connections", type=int, default=64,
                    help="concurrent wrk connections (default 64)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--warmup", type=int, default=500,
-                   help="uncounted creates+ends before the measured phases "
+                   help="uncounted creates+ends per server before the first round "
                         "(default 500, 0 to disable)")
     p.add_argument("--palaver-cmd", type=shlex.split,
                    default=[sys.executable, "-m", "palaver"],
@@ -744,8 +934,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.only_baseline and args.skip_baseline:
         p.error("--only-baseline and --skip-baseline exclude each other")
-    if args.n < 1 or args.warmup < 0:
-        p.error("--n must be >= 1 and --warmup >= 0")
+    if args.n < 1 or args.warmup < 0 or args.rounds < 1:
+        p.error("need --n >= 1, --rounds >= 1 and --warmup >= 0")
     if args.threads < 1 or args.connections < args.threads:
         p.error("need --threads >= 1 and --connections >= --threads")
     return args
@@ -771,26 +961,42 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args)
     wrk = Wrk(args.wrk, args.threads, args.connections, args.wrk_time_limit, workdir)
     problems: list[str] = []
-    pal: dict[str, Any] | None = None
-    base: dict[str, Any] | None = None
+    targets: list[Target] = []
+    rounds: list[dict[str, Any]] = []
+    pal: PalaverTarget | None = None
     started = time.monotonic()
     log(f"workdir {workdir}")
     try:
-        if not args.only_baseline:
-            pal = {}
-            run_palaver(args, wrk, workdir, problems, pal)
-        if not args.skip_baseline:
-            base = {}
-            run_baseline(args, wrk, workdir, problems, base)
+        try:
+            # Both servers are started up front and stay up for the whole run.
+            if not args.only_baseline:
+                pal = PalaverTarget(args, wrk, workdir, problems)
+                targets.append(pal)
+                pal.start()
+            if not args.skip_baseline:
+                base = BaselineTarget(args, wrk, workdir, problems)
+                targets.append(base)
+                base.start()
+            run_rounds(args, targets, rounds, problems)
+            if pal is not None:
+                pal.final_verify()
+        finally:
+            log("== Stopping servers")
+            for t in targets:
+                t.stop()
     except BenchError as exc:
         problems.append(str(exc))
         log(f"error: {exc}")
+    except httpx.HTTPError as exc:
+        problems.append(f"palaver API request failed: {exc!r}")
+        log(f"error: palaver API request failed: {exc!r}")
     except KeyboardInterrupt:
         problems.append("interrupted")
         log("interrupted")
     log(f"total time {time.monotonic() - started:.1f}s")
 
-    report = print_report(args, info, pal, base, wrk, problems)
+    report = print_report(args, info, targets, rounds,
+                          pal.verify if pal is not None else None, wrk, problems)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         log(f"figures written to {args.json}")

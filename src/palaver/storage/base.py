@@ -8,6 +8,7 @@ exactly one changes the row and so records the shutdown.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,8 +113,12 @@ class Storage(Protocol):
         """One page, newest first, and the total under the same filter."""
         ...
 
-    async def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> EndOutcome:
-        """The single active -> ended transition: status, reason and end time in one conditional write."""
+    def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> Awaitable[EndOutcome]:
+        """The single active -> ended transition: status, reason and end time in one conditional write.
+
+        Declared as returning an awaitable rather than `async def` so a backend
+        can hand back its group-commit future directly (the end path is hot).
+        """
         ...
 
     async def delete_conversation(

@@ -22,7 +22,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,11 @@ T = TypeVar("T")
 log = logging.getLogger("palaver.storage")
 
 MAX_BATCH = 512
+# Loop iterations a flush waits before committing. Each lets one more round of
+# socket reads add its requests to the batch; measured at 64 connections, two
+# raised end throughput by about a fifth and lowered p50 (bigger batches, fewer
+# commits), while a lone request waits only two empty iterations (microseconds).
+FLUSH_DEFERRALS = 2
 _CONVERSATION_COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
     "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at"
@@ -134,34 +139,31 @@ class _Op:
     future: asyncio.Future[Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _EndRequest:
     account_id: str
     conversation_id: str
     reason: str
     at: str
-
-
-@dataclass(slots=True)
-class _EndOp:
-    request: _EndRequest
-    future: asyncio.Future[EndOutcome]
+    future: asyncio.Future[EndOutcome] | None = None  # set when queued for a group commit
 
 
 class _GroupCommitter:
     """Runs all writes waiting at the end of a loop iteration as one transaction.
 
-    The first write of an iteration schedules a flush with `call_soon`; every
-    request whose turn comes before the flush (all those already ready to run)
-    adds its write to the same batch. A lone request is therefore never delayed,
+    The first write schedules a flush with `call_soon`, which re-schedules itself
+    FLUSH_DEFERRALS times; every request that runs meanwhile (those already
+    ready, and those whose data arrives in the next polls) adds its write to the
+    same batch. A lone request is delayed by a few empty loop iterations only,
     and under load a single commit serves many requests.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._pending: list[_Op] = []
-        self._pending_ends: list[_EndOp] = []
+        self._pending_ends: list[_EndRequest] = []
         self._scheduled = False
+        self._deferrals = 0
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled:
@@ -175,26 +177,36 @@ class _GroupCommitter:
         self._schedule(loop)
         return await op.future
 
-    async def end(self, request: _EndRequest) -> EndOutcome:
-        """Ends are the hot path: all of a batch's ends run as one UPDATE (see `_end_many`)."""
+    def end(self, request: _EndRequest) -> asyncio.Future[EndOutcome]:
+        """Ends are the hot path: all of a batch's ends run as one UPDATE (see `_end_many`).
+
+        Returns the future itself rather than a coroutine: one frame less to
+        create and resume on every end.
+        """
         loop = asyncio.get_running_loop()
-        op = _EndOp(request, loop.create_future())
-        self._pending_ends.append(op)
+        request.future = future = loop.create_future()
+        self._pending_ends.append(request)
         self._schedule(loop)
-        return await op.future
+        return future
 
     def close(self) -> None:
+        self._deferrals = FLUSH_DEFERRALS
         self._flush()
         self._conn.close()
 
     def _flush(self) -> None:
+        if self._deferrals < FLUSH_DEFERRALS:
+            self._deferrals += 1
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._deferrals = 0
         self._scheduled = False
         while self._pending or self._pending_ends:
             ops, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             ends, self._pending_ends = self._pending_ends[:MAX_BATCH], self._pending_ends[MAX_BATCH:]
             self._execute(ops, ends)
 
-    def _execute(self, ops: list[_Op], ends: list[_EndOp]) -> None:
+    def _execute(self, ops: list[_Op], ends: list[_EndRequest]) -> None:
         conn = self._conn
         results: list[tuple[bool, Any]] = []
         end_results: list[tuple[bool, Any]] = []
@@ -203,8 +215,12 @@ class _GroupCommitter:
             for op in ops:
                 results.append(_in_savepoint(conn, lambda: op.fn(conn)))
             if ends:
-                ok, value = _in_savepoint(conn, lambda: _end_many(conn, [e.request for e in ends]))
-                end_results = [(True, o) for o in value] if ok else [(False, value)] * len(ends)
+                # No savepoint needed: the only write is one UPDATE statement,
+                # which SQLite undoes by itself if it fails.
+                try:
+                    end_results = [(True, o) for o in _end_many(conn, ends)]
+                except sqlite3.Error as exc:
+                    end_results = [(False, exc)] * len(ends)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the batch did not commit: nobody succeeded
             if conn.in_transaction:
@@ -212,12 +228,13 @@ class _GroupCommitter:
             results = [(False, exc)] * len(ops)
             end_results = [(False, exc)] * len(ends)
         for op, (ok, value) in zip([*ops, *ends], [*results, *end_results], strict=True):
-            if op.future.done():  # the request was cancelled (client went away)
+            future = op.future
+            if future is None or future.done():  # the request was cancelled (client went away)
                 continue
             if ok:
-                op.future.set_result(value)
+                future.set_result(value)
             else:
-                op.future.set_exception(value)
+                future.set_exception(value)
 
 
 def _in_savepoint(conn: sqlite3.Connection, work: Callable[[], T]) -> tuple[bool, Any]:
@@ -428,8 +445,8 @@ class SQLiteStorage:
             cur.execute("COMMIT")
         return [_conversation(r) for r in rows], total
 
-    async def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> EndOutcome:
-        return await self._writer.end(_EndRequest(account_id, conversation_id, reason, at))
+    def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> Awaitable[EndOutcome]:
+        return self._writer.end(_EndRequest(account_id, conversation_id, reason, at))
 
     async def delete_conversation(
         self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str
