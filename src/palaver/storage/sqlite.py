@@ -18,6 +18,7 @@ mode they never wait for the writer, and a primary-key read costs microseconds.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import json
 import logging
 import sqlite3
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import EndOutcome, Status
+from palaver.domain.conversation import EndOutcome
 from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord
 from palaver.storage.migrations import apply_sqlite_migrations
@@ -274,6 +275,12 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     """
     batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in ends])
     ended = {(row[0], row[1]) for row in conn.execute(_END_MANY, (batch,))}
+    if ended:
+        freed = Counter(account_id for _, account_id in ended)
+        conn.executemany(
+            "UPDATE accounts SET active_conversations = active_conversations - ? WHERE account_id = ?",
+            [(n, account_id) for account_id, n in freed.items()],
+        )
     outcomes: list[EndOutcome] = []
     for e in ends:
         key = (e.conversation_id, e.account_id)
@@ -385,19 +392,20 @@ class SQLiteStorage:
         c = conversation
 
         def op(conn: sqlite3.Connection) -> None:
-            limit_row = conn.execute(
-                "SELECT max_concurrent FROM accounts WHERE account_id = ?", (c.account_id,)
-            ).fetchone()
-            max_concurrent = limit_row[0] if limit_row else None
-            if max_concurrent is not None and not c.test_mode:
-                # Bounded by the limit, so the check stays cheap however many are active.
-                active = conn.execute(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM conversations WHERE account_id = ? AND status = ? "
-                    "AND test_mode = 0 AND deleted_at IS NULL LIMIT ?)",
-                    (c.account_id, Status.ACTIVE, max_concurrent),
-                ).fetchone()[0]
-                if active >= max_concurrent:
+            if not c.test_mode:
+                # The counter is kept in the same transactions as every
+                # transition, so the limit check is one row read, however many
+                # conversations are active.
+                row = conn.execute(
+                    "SELECT max_concurrent, active_conversations FROM accounts WHERE account_id = ?",
+                    (c.account_id,),
+                ).fetchone()
+                if row is not None and row[0] is not None and row[1] >= row[0]:
                     raise ConcurrencyLimitReached()
+                conn.execute(
+                    "UPDATE accounts SET active_conversations = active_conversations + 1 WHERE account_id = ?",
+                    (c.account_id,),
+                )
             conn.execute(
                 f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                 (

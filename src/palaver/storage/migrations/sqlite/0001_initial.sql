@@ -3,6 +3,7 @@ CREATE TABLE accounts (
     account_id      TEXT PRIMARY KEY,
     name            TEXT NOT NULL DEFAULT '',
     max_concurrent  INTEGER,            -- NULL: unlimited
+    active_conversations INTEGER NOT NULL DEFAULT 0,  -- active non-test conversations, kept by every transition
     created_at      TEXT NOT NULL
 );
 
