@@ -519,7 +519,7 @@ class PalaverTarget(Target):
 
         self.server = Server("palaver",
                              palaver + ["serve", "--host", "127.0.0.1", "--port", "0",
-                                        "--database-url", db_url],
+                                        "--database-url", db_url, *args.serve_arg],
                              self.workdir / "palaver-server.log",
                              start_timeout=args.start_timeout)
         self.url = self.server.start()
@@ -910,6 +910,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    default=[sys.executable, "-m", "palaver"],
                    help="command that runs the palaver CLI, shell-quoted "
                         "(default: this Python with -m palaver)")
+    p.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for `palaver serve`, repeatable "
+                        "(e.g. --serve-arg=--sqlite-synchronous=FULL)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="give the benchmark account this concurrent-conversation limit "
                         "(must be >= --n; default: no limit, so the limit check is "
