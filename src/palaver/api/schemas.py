@@ -21,7 +21,7 @@ def _check_callback_url(value: str) -> str:
     if len(value) > 2048:
         raise ValueError("must be at most 2048 characters")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c <= " " or c == "\x7f" for c in value):
         raise ValueError("must be a well-formed http(s) URL")
     try:
         parts.port  # noqa: B018 - raises on a malformed port

@@ -273,7 +273,11 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     name the same conversation, the first makes the transition and the rest see
     it already ended.
     """
-    batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in ends])
+    # One source row per conversation: with duplicates SQLite would update from
+    # any of them, and the stored reason and time must be those of the caller
+    # told ENDED (the first).
+    first = {(e.conversation_id, e.account_id): e for e in reversed(ends)}
+    batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in first.values()])
     ended = {(row[0], row[1]) for row in conn.execute(_END_MANY, (batch,))}
     if ended:
         freed = Counter(account_id for _, account_id in ended)
