@@ -19,6 +19,8 @@ uvloop, httptools, no access log, lifespan on)::
     BASELINE_API_KEY=secret python benchmarks/baseline_app.py --port 0
 
 It prints ``Baseline listening on http://HOST:PORT`` once the socket is bound.
+``serve()`` below is also used by ``baseline_starlette.py``, the second
+baseline, so that both run on exactly the same stack.
 """
 
 from __future__ import annotations
@@ -112,10 +114,17 @@ async def app(scope, receive, send) -> None:
     await _send(send, 404, _NOT_FOUND)
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(asgi_app, label: str, argv: list[str] | None = None) -> int:
+    """Serve ``asgi_app`` on the benchmark stack and announce the address.
+
+    Shared by both baselines (this raw ASGI app and ``baseline_starlette.py``)
+    so that they run on exactly the same stack: uvicorn, one process, uvloop,
+    httptools, no access log, log level warning, lifespan on.  Prints
+    ``<label> listening on http://HOST:PORT`` once the socket is bound.
+    """
     import uvicorn
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=f"{label} for the Palaver benchmark")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
 
     config = uvicorn.Config(
-        app,
+        asgi_app,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -141,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    print(f"Baseline listening on http://{host}:{port}", flush=True)
+    print(f"{label} listening on http://{host}:{port}", flush=True)
     server.run(sockets=[sock])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(app, "Baseline", argv)
 
 
 if __name__ == "__main__":

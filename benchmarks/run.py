@@ -2,16 +2,20 @@
 """Palaver conversation create/end benchmark.
 
 Measures how fast Palaver creates and ends conversations under concurrent
-load, and compares it with a raw ASGI baseline app served by the very same
-stack (uvicorn, one process, uvloop, httptools, no access log), which is the
-floor any Python server on this stack can reach.
+load, and compares it with two baselines served by the very same stack
+(uvicorn, one process, uvloop, httptools, no access log):
 
-Both servers are started once and stay up for the whole run; the load goes
+* a raw ASGI app (``baseline_app.py``), the floor any Python server on this
+  stack can reach; Palaver / raw ASGI is the target of record;
+* a minimal Starlette app (``baseline_starlette.py``), for reference only
+  (no target): what a plain framework app costs on the same stack.
+
+All servers are started once and stay up for the whole run; the load goes
 to one of them at a time.  After one uncounted warm-up per server, each of R
-rounds (``--rounds``, default 5) runs create N + end N against Palaver and
-create N + end N against the baseline, alternating which server goes first.
-The summary quotes the median over the rounds and the ratio of the medians,
-and the targets are judged on those medians.
+rounds (``--rounds``, default 5) runs create N + end N against every server,
+rotating the order of the servers from one round to the next.  The summary
+quotes the median over the rounds and the ratios of the medians, and the
+targets are judged on those medians.
 
 Load is generated with wrk (``apt-get install wrk``) driven by the Lua scripts
 in ``benchmarks/wrk/``, which send *exactly* N requests (wrk itself only knows
@@ -22,6 +26,7 @@ Usage::
     /work/venv/bin/python benchmarks/run.py                # full run
     /work/venv/bin/python benchmarks/run.py --n 2000 --rounds 2   # quick check
     /work/venv/bin/python benchmarks/run.py --only-baseline --n 5000
+    /work/venv/bin/python benchmarks/run.py --skip-starlette      # raw baseline only
 
 Exit status: 0 = run valid and targets met, 1 = run valid but a target
 missed, 2 = run invalid (errors, non-200 responses, wrong counts, crash).
@@ -60,6 +65,7 @@ WRK_DIR = HERE / "wrk"
 CREATE_LUA = WRK_DIR / "create.lua"
 END_LUA = WRK_DIR / "end.lua"
 BASELINE_APP = HERE / "baseline_app.py"
+STARLETTE_APP = HERE / "baseline_starlette.py"
 
 LISTEN_RE = re.compile(r"listening on (http://[^\s/]+)")
 THREAD_DONE_RE = re.compile(r"^WRK_THREAD_DONE (\d+)\s*$")
@@ -67,6 +73,15 @@ WRK_JSON_PREFIX = "WRK_JSON "
 
 TARGET_END_RATIO = 0.5
 TARGET_END_P99_MS = 25.0
+STARLETTE_NOTE = ("for reference: the issue's scale note quotes a minimal Starlette "
+                  "app at ~22k req/s on this machine")
+
+# Servers under test, in start order: short name -> title in the report.
+SERVER_TITLES = {"palaver": "Palaver", "baseline": "Raw ASGI baseline",
+                 "starlette": "Minimal Starlette"}
+# References Palaver's throughput is divided by: the raw ASGI baseline (the
+# target of record) and the minimal Starlette app (for reference, no target).
+REFERENCES = ("baseline", "starlette")
 
 
 class BenchError(Exception):
@@ -597,7 +612,11 @@ class PalaverTarget(Target):
 
 
 class BaselineTarget(Target):
+    """The raw ASGI baseline: checks the key and answers, no storage."""
+
     name = "baseline"
+    app = BASELINE_APP
+    description = "raw ASGI"
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
@@ -606,10 +625,10 @@ class BaselineTarget(Target):
     def start(self) -> None:
         self.key = secrets.token_urlsafe(24)
         env = dict(os.environ, BASELINE_API_KEY=self.key)
-        cmd = [self.args.baseline_python, str(BASELINE_APP),
+        cmd = [self.args.baseline_python, str(self.app),
                "--host", "127.0.0.1", "--port", "0"]
-        log(f"== Baseline (raw ASGI, {BASELINE_APP.name})")
-        self.server = Server("baseline", cmd, self.workdir / "baseline-server.log",
+        log(f"== {SERVER_TITLES[self.name]} ({self.description}, {self.app.name})")
+        self.server = Server(self.name, cmd, self.workdir / f"{self.name}-server.log",
                              env=env, start_timeout=self.args.start_timeout)
         self.url = self.server.start()
         log(f"   serving at {self.url}")
@@ -617,7 +636,7 @@ class BaselineTarget(Target):
     def warmup(self) -> None:
         n = self.args.warmup
         create = self.load("create", CREATE_LUA, str(n), n, None)
-        idfile = self.workdir / "baseline-warmup-ids.txt"
+        idfile = self.workdir / f"{self.name}-warmup-ids.txt"
         write_ids(idfile, fake_ids(n, self.rng))
         end = self.load("end", END_LUA, str(idfile), n, None)
         self.warmup_results = {"create": create, "end": end}
@@ -625,25 +644,33 @@ class BaselineTarget(Target):
     def run_round(self, rnd: int) -> dict[str, Any]:
         n = self.args.n
         create = self.load("create", CREATE_LUA, str(n), n, rnd)
-        idfile = self.workdir / "baseline-ids.txt"  # same path every round
+        idfile = self.workdir / f"{self.name}-ids.txt"  # same path every round
         write_ids(idfile, fake_ids(n, self.rng))
         end = self.load("end", END_LUA, str(idfile), n, rnd)
         self.ensure_alive(f"during round {rnd}")
         return {"create": create, "end": end}
 
 
+class StarletteTarget(BaselineTarget):
+    """The minimal Starlette app: same routes and key check, plain Starlette."""
+
+    name = "starlette"
+    app = STARLETTE_APP
+    description = "plain Starlette app, reference only"
+
+
 PHASES = ("create", "end")
 
 
-def round_ratios(entry: dict[str, Any]) -> dict[str, float | None]:
-    """Palaver req/s / baseline req/s within one round, per phase."""
+def round_ratios(entry: dict[str, Any], ref: str) -> dict[str, float | None]:
+    """Palaver req/s / ``ref`` req/s within one round, per phase."""
     out: dict[str, float | None] = {}
     for op in PHASES:
         out[op] = None
-        if "palaver" in entry and "baseline" in entry:
-            base_rps = entry["baseline"][op]["rps"]
-            if base_rps > 0:
-                out[op] = entry["palaver"][op]["rps"] / base_rps
+        if "palaver" in entry and ref in entry:
+            ref_rps = entry[ref][op]["rps"]
+            if ref_rps > 0:
+                out[op] = entry["palaver"][op]["rps"] / ref_rps
     return out
 
 
@@ -658,15 +685,18 @@ def run_rounds(args: argparse.Namespace, targets: list[Target],
             log("   stopping: the warm-up had problems")
             return
     for rnd in range(1, args.rounds + 1):
-        # Alternate which server goes first, so that drift (thermal, other
-        # load on the box) does not always favour the same one.
-        order = targets if rnd % 2 else targets[::-1]
+        # Rotate the order of the servers (with two: alternate which goes
+        # first), so that drift (thermal, other load on the box) does not
+        # always favour the same one.
+        k = (rnd - 1) % len(targets)
+        order = targets[k:] + targets[:k]
         log(f"== Round {rnd}/{args.rounds} ({', then '.join(t.name for t in order)})")
         before = len(problems)
         entry: dict[str, Any] = {"round": rnd, "order": [t.name for t in order]}
         for t in order:
             entry[t.name] = t.run_round(rnd)
-        entry["ratios"] = round_ratios(entry)
+        entry["ratios"] = round_ratios(entry, "baseline")
+        entry["ratios_starlette"] = round_ratios(entry, "starlette")
         rounds.append(entry)
         if len(problems) > before:
             log("   stopping after this round: it had problems")
@@ -719,6 +749,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
         "uvicorn": version("uvicorn"),
+        "starlette": version("starlette"),
         "uvloop": version("uvloop"),
         "httptools": version("httptools"),
         "wrk": wrk_version,
@@ -755,70 +786,121 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     log(f"Machine : {info['nproc']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}")
     log(f"          Linux {info['kernel']}; wrk and the server share these CPUs")
     log(f"Software: Python {info['python']}, uvicorn {info['uvicorn']}, "
-        f"uvloop {info['uvloop']}, httptools {info['httptools']}, {info['wrk']}")
+        f"uvloop {info['uvloop']}, httptools {info['httptools']}, "
+        f"Starlette {info['starlette']}, {info['wrk']}")
     log(f"Palaver : commit {info['palaver_commit']}")
     log(f"Load    : N={args.n} conversations per phase, {args.connections} connections, "
         f"{args.threads} wrk threads")
-    log(f"Rounds  : {len(rounds)} of {args.rounds} completed; both servers up all run, "
-        f"one loaded at a time,")
-    log(f"          alternating which goes first; warm-up {args.warmup} creates+ends "
-        f"per server (not counted)")
+    log(f"Servers : {', '.join(SERVER_TITLES[s] for s in servers)}; all up the whole "
+        f"run, one loaded at a time")
+    log(f"Rounds  : {len(rounds)} of {args.rounds} completed, order of the servers rotated "
+        f"every round;")
+    log(f"          warm-up {args.warmup} creates+ends per server (not counted)")
     log()
 
-    # Per-round figures, one line per round.
-    cols = [(s, op) for s in ("palaver", "baseline") for op in PHASES]
-    title = {"palaver": "Palaver", "baseline": "Baseline"}
+    def fmt_ratio(value: float | None, width: int) -> str:
+        return format(value, f"{width}.2f") if value is not None else f"{'-':>{width}}"
+
+    # References that are in this run; Palaver's ratios are only computed
+    # against these.
+    refs = [ref for ref in REFERENCES if ref in servers]
+    ref_short = {"baseline": "raw", "starlette": "Starl."}
+    ref_label = {"baseline": "raw ASGI", "starlette": "minimal Starlette"}
+    ratio_key = {"baseline": "ratios", "starlette": "ratios_starlette"}
+
+    # Per-round figures, one line per round: a column group per server.
+    cw = 13  # one cell: "req/s p99"
+    gw = 2 * cw + 3
+    rw = 7 * len(refs)
     log("Per round: req/s and p99 ms")
+    log(f"{'':15}| " + " | ".join(f"{SERVER_TITLES[s]:^{gw}}" for s in servers)
+        + (f" | {'end ratio':^{rw}}" if refs else ""))
     log(f"{'round':>5} {'first':<9}| "
-        + " | ".join(f"{title[s] + ' ' + op:^15}" for s, op in cols) + " | end ratio")
+        + " | ".join(f"{'create':^{cw}} | {'end':^{cw}}" for _ in servers)
+        + (" | " + " ".join(f"{ref_short[r]:>6}" for r in refs) if refs else ""))
     for entry in rounds:
         cells = []
-        for s, op in cols:
-            if s in entry:
-                r = entry[s][op]
-                cells.append(f"{r['rps']:7.0f} {r['p99_ms']:7.2f}")
-            else:
-                cells.append(f"{'-':^15}")
-        ratio = entry["ratios"]["end"]
-        log(f"{entry['round']:>5} {entry['order'][0]:<9}| " + " | ".join(cells)
-            + f" | {(format(ratio, '5.2f') if ratio is not None else '-'):>9}")
+        for s in servers:
+            for op in PHASES:
+                if s in entry:
+                    r = entry[s][op]
+                    cells.append(f"{r['rps']:6.0f} {r['p99_ms']:6.2f}")
+                else:
+                    cells.append(f"{'-':^{cw}}")
+        line = f"{entry['round']:>5} {entry['order'][0]:<9}| " + " | ".join(cells)
+        if refs:
+            line += " | " + " ".join(fmt_ratio(entry[ratio_key[r]]["end"], 6)
+                                     for r in refs)
+        log(line)
+    if refs:
+        log("(end ratio = Palaver end req/s / that server's end req/s in the same round; "
+            "raw = raw ASGI")
+        log(" baseline, Starl. = minimal Starlette)")
     log()
 
     # Medians over the rounds.
-    med = {s: {op: median_figures(rounds, s, op) for op in PHASES}
-           for s in ("palaver", "baseline")}
+    med = {s: {op: median_figures(rounds, s, op) for op in PHASES} for s in servers}
 
     def cell(s: str, op: str, key: str, fmt: str) -> str:
         m = med[s][op]
         return format(m[key], fmt) if m else f"{'-':>8}"
 
+    ratios_vs: dict[str, dict[str, float | None]] = {}
+    for ref in REFERENCES:
+        ratios_vs[ref] = {}
+        for op in PHASES:
+            pm = med.get("palaver", {}).get(op)
+            rm = med.get(ref, {}).get(op)
+            ratios_vs[ref][op] = (pm["rps"] / rm["rps"]
+                                  if pm and rm and rm["rps"] > 0 else None)
+    ratios = ratios_vs["baseline"]
+
     log(f"Median of {len(rounds)} round{'s' if len(rounds) != 1 else ''}")
-    hdr = (f"{'':8}| {'Palaver':^26} | {'Baseline (raw ASGI)':^26} | {'ratio':>6}")
-    sub = (f"{'':8}| {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-           f"| {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} | {'thrpt':>6}")
+    hdr = f"{'':8}| " + " | ".join(f"{SERVER_TITLES[s]:^26}" for s in servers)
+    sub = f"{'':8}| " + " | ".join(f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+                                   for _ in servers)
+    if refs:
+        hdr += f" | {'Palaver /':^{rw - 1}}"
+        sub += " | " + " ".join(f"{ref_short[r]:>6}" for r in refs)
     log(hdr)
     log(sub)
     log("-" * len(sub))
-    ratios: dict[str, float | None] = {}
     for op in PHASES:
-        ratio = None
-        pm, bm = med["palaver"][op], med["baseline"][op]
-        if pm and bm and bm["rps"] > 0:
-            ratio = pm["rps"] / bm["rps"]
-        ratios[op] = ratio
-        log(f"{op:8}| {cell('palaver', op, 'rps', '8.0f')} "
-            f"{cell('palaver', op, 'p50_ms', '8.2f')} {cell('palaver', op, 'p99_ms', '8.2f')} "
-            f"| {cell('baseline', op, 'rps', '8.0f')} {cell('baseline', op, 'p50_ms', '8.2f')} "
-            f"{cell('baseline', op, 'p99_ms', '8.2f')} | "
-            f"{(format(ratio, '6.2f') if ratio is not None else '-'):>6}")
-    log("(each figure is the median over the rounds; ratio = median Palaver req/s /")
-    log(" median baseline req/s; latencies as reported by wrk --latency)")
-    per_round = {op: min_med_max([e["ratios"][op] for e in rounds]) for op in PHASES}
-    if per_round["end"]:
-        pr = per_round["end"]
-        log(f"end ratio per round: min {pr['min']:.2f}, median {pr['median']:.2f}, "
-            f"max {pr['max']:.2f}")
+        line = f"{op:8}| " + " | ".join(
+            f"{cell(s, op, 'rps', '8.0f')} {cell(s, op, 'p50_ms', '8.2f')} "
+            f"{cell(s, op, 'p99_ms', '8.2f')}" for s in servers)
+        if refs:
+            line += " | " + " ".join(fmt_ratio(ratios_vs[r][op], 6) for r in refs)
+        log(line)
+    log("(each figure is the median over the rounds; Palaver / X = median Palaver req/s /")
+    log(" median req/s of X; latencies as reported by wrk --latency)")
+    per_round_vs = {ref: {op: min_med_max([e[ratio_key[ref]][op] for e in rounds])
+                          for op in PHASES}
+                    for ref in REFERENCES}
+    per_round = per_round_vs["baseline"]
+    for ref in refs:
+        pr = per_round_vs[ref]["end"]
+        if pr:
+            log(f"end ratio per round, Palaver / {ref_label[ref]:<17}: "
+                f"min {pr['min']:.2f}, median {pr['median']:.2f}, max {pr['max']:.2f}")
     log()
+
+    # The two end ratios on the medians: raw ASGI is the target of record,
+    # Starlette is printed for reference only.
+    if "palaver" in servers and refs:
+        log("End throughput ratios (on the medians)")
+        if "baseline" in refs:
+            log(f"  Palaver / raw ASGI baseline : {fmt_ratio(ratios_vs['baseline']['end'], 6)}"
+                f"  target of record, judged below (>= {TARGET_END_RATIO:.2f})")
+        if "starlette" in refs:
+            log(f"  Palaver / minimal Starlette : {fmt_ratio(ratios_vs['starlette']['end'], 6)}"
+                f"  no target")
+            log(f"      {STARLETTE_NOTE}")
+            sm = med["starlette"]
+            if sm["create"] and sm["end"]:
+                log(f"      (this run's minimal Starlette medians: create "
+                    f"{sm['create']['rps']:.0f} req/s, end {sm['end']['rps']:.0f} req/s)")
+        log()
 
     targets_out: dict[str, Any] = {}
     valid = not problems
@@ -827,20 +909,20 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     if end_ratio is not None:
         ok = end_ratio >= TARGET_END_RATIO
         targets_out["end_ratio"] = {"value": end_ratio, "target": TARGET_END_RATIO,
-                                    "pass": ok}
-        log(f"  end throughput ratio >= {TARGET_END_RATIO:.2f} : {end_ratio:6.2f}     "
+                                    "reference": "baseline", "pass": ok}
+        log(f"  end ratio Palaver / raw ASGI >= {TARGET_END_RATIO:.2f} : {end_ratio:6.2f}     "
             f"{'PASS' if ok else 'FAIL'}")
     else:
-        log(f"  end throughput ratio >= {TARGET_END_RATIO:.2f} :    n/a     "
-            f"(needs both servers)")
-    if med["palaver"]["end"]:
+        log(f"  end ratio Palaver / raw ASGI >= {TARGET_END_RATIO:.2f} :    n/a     "
+            f"(needs Palaver and the raw ASGI baseline)")
+    if "palaver" in med and med["palaver"]["end"]:
         p99 = med["palaver"]["end"]["p99_ms"]
         ok = p99 < TARGET_END_P99_MS
         targets_out["end_p99_ms"] = {"value": p99, "target": TARGET_END_P99_MS, "pass": ok}
-        log(f"  end p99 < {TARGET_END_P99_MS:.0f} ms             : {p99:6.2f} ms  "
+        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms             : {p99:6.2f} ms  "
             f"{'PASS' if ok else 'FAIL'}")
     else:
-        log(f"  end p99 < {TARGET_END_P99_MS:.0f} ms             :    n/a     "
+        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms             :    n/a     "
             f"(needs Palaver)")
     log()
 
@@ -878,8 +960,13 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
         "warmup": {t.name: t.warmup_results for t in targets},
         "rounds": rounds,
         "median": {s: med[s] for s in servers},
+        # Palaver / raw ASGI baseline (target of record) ...
         "ratios": ratios,
         "ratios_per_round": per_round,
+        # ... and Palaver / minimal Starlette (reference only, no target).
+        "ratios_starlette": ratios_vs["starlette"],
+        "ratios_starlette_per_round": per_round_vs["starlette"],
+        "starlette_note": STARLETTE_NOTE,
         "verify": verify,
         "targets": targets_out,
         "problems": problems,
@@ -893,7 +980,8 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark Palaver conversation create/end against a raw ASGI "
-                    "baseline on the same uvicorn stack, using wrk.")
+                    "baseline (target of record) and a minimal Starlette app "
+                    "(reference) on the same uvicorn stack, using wrk.")
     p.add_argument("--n", type=int, default=20000,
                    help="conversations to create and then end, per server and round "
                         "(default 20000)")
@@ -918,25 +1006,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(must be >= --n; default: no limit, so the limit check is "
                         "not part of what is measured)")
     p.add_argument("--baseline-python", default=sys.executable,
-                   help="Python used to run baseline_app.py (needs uvicorn, uvloop, "
-                        "httptools; default: this Python)")
+                   help="Python used to run baseline_app.py and baseline_starlette.py "
+                        "(needs uvicorn, uvloop, httptools and starlette; default: "
+                        "this Python)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="directory for the database, id files and logs (default: a "
                         "temporary directory, removed afterwards unless the run fails)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
                    help="also write the figures to this JSON file")
     p.add_argument("--only-baseline", action="store_true",
-                   help="only run the baseline app (tests the harness without Palaver)")
+                   help="do not run Palaver, only the baseline apps (tests the harness "
+                        "without Palaver)")
     p.add_argument("--skip-baseline", action="store_true",
-                   help="only run Palaver (no ratio is computed)")
+                   help="do not run the raw ASGI baseline (no target ratio; with "
+                        "--skip-starlette too, only Palaver runs)")
+    p.add_argument("--skip-starlette", action="store_true",
+                   help="do not run the minimal Starlette baseline (no reference ratio)")
     p.add_argument("--wrk", default="wrk", help="wrk binary (default: wrk on PATH)")
     p.add_argument("--wrk-time-limit", type=int, default=300,
                    help="upper bound in seconds for a single wrk run (default 300)")
     p.add_argument("--start-timeout", type=float, default=60.0,
                    help="seconds to wait for a server to come up (default 60)")
     args = p.parse_args(argv)
-    if args.only_baseline and args.skip_baseline:
-        p.error("--only-baseline and --skip-baseline exclude each other")
+    if args.only_baseline and args.skip_baseline and args.skip_starlette:
+        p.error("--only-baseline, --skip-baseline and --skip-starlette together "
+                "leave no server to run")
     if args.n < 1 or args.warmup < 0 or args.rounds < 1:
         p.error("need --n >= 1, --rounds >= 1 and --warmup >= 0")
     if args.threads < 1 or args.connections < args.threads:
@@ -971,7 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"workdir {workdir}")
     try:
         try:
-            # Both servers are started up front and stay up for the whole run.
+            # All servers are started up front and stay up for the whole run.
             if not args.only_baseline:
                 pal = PalaverTarget(args, wrk, workdir, problems)
                 targets.append(pal)
@@ -980,6 +1074,10 @@ def main(argv: list[str] | None = None) -> int:
                 base = BaselineTarget(args, wrk, workdir, problems)
                 targets.append(base)
                 base.start()
+            if not args.skip_starlette:
+                star = StarletteTarget(args, wrk, workdir, problems)
+                targets.append(star)
+                star.start()
             run_rounds(args, targets, rounds, problems)
             if pal is not None:
                 pal.final_verify()

@@ -29,9 +29,7 @@ def create_app(
     return EndConversationFastPath(api, api.state)
 
 
-def create_api(
-    settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None
-) -> FastAPI:
+def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None) -> FastAPI:
     clock = clock or SystemClock()
 
     @asynccontextmanager

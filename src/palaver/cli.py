@@ -51,7 +51,9 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @database_option
-@click.option("--public-url", default=None, help="Base URL clients reach; used in conversation_url. Default: the listening URL.")
+@click.option(
+    "--public-url", default=None, help="Base URL clients reach; used in conversation_url. Default: the listening URL."
+)
 @click.option(
     "--sqlite-synchronous",
     type=click.Choice(["NORMAL", "FULL"], case_sensitive=False),
@@ -89,9 +91,7 @@ def serve(host: str, port: int, database_url: str, public_url: str | None, sqlit
         sys.stdout.flush()
 
     app = create_app(settings, on_ready=ready)
-    config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning"
-    )
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -118,7 +118,9 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--name", default="", help="A label for the key (and for a new account).")
 @click.option("--account", "account_id", default=None, help="Add the key to this existing account (rotation).")
-@click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="The account's concurrent conversation limit.")
+@click.option(
+    "--max-concurrent", type=click.IntRange(min=1), default=None, help="The account's concurrent conversation limit."
+)
 @database_option
 def keys_create(name: str, account_id: str | None, max_concurrent: int | None, database_url: str) -> None:
     """Create a key; prints it alone on the last line."""

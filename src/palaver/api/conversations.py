@@ -24,9 +24,14 @@ from palaver.storage.base import ConversationRecord
 
 router = APIRouter(prefix="/v2/conversations", tags=["Conversations"])
 
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": MessageBody, "description": "Missing or invalid x-api-key"}}
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": MessageBody, "description": "Missing or invalid x-api-key"}
+}
 _INVALID_ID: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": 'Unknown, malformed, deleted or foreign id: `{"error": "Invalid conversation_id"}`'},
+    400: {
+        "model": ErrorBody,
+        "description": 'Unknown, malformed, deleted or foreign id: `{"error": "Invalid conversation_id"}`',
+    },
     **_UNAUTHORIZED,
 }
 
@@ -54,7 +59,10 @@ def _conversation(record: ConversationRecord, service: ConversationService) -> d
     response_model=CreatedConversation,
     openapi_extra=request_body_schema(CreateConversationRequest),
     responses={
-        400: {"description": "Invalid request (`error`), or the concurrency limit (`message`)", "model": ErrorBody | MessageBody},
+        400: {
+            "description": "Invalid request (`error`), or the concurrency limit (`message`)",
+            "model": ErrorBody | MessageBody,
+        },
         413: {"model": ErrorBody, "description": "Body over 1 MiB"},
         **_UNAUTHORIZED,
     },
@@ -68,7 +76,12 @@ async def create_conversation(request: Request) -> JSONResponse:
     return JSONResponse(created)
 
 
-@router.get("", summary="List Conversations", response_model=ConversationList, responses={400: {"model": ErrorBody}, **_UNAUTHORIZED})
+@router.get(
+    "",
+    summary="List Conversations",
+    response_model=ConversationList,
+    responses={400: {"model": ErrorBody}, **_UNAUTHORIZED},
+)
 async def list_conversations(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")] = 10,

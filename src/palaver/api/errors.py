@@ -51,10 +51,8 @@ def _describe(exc: RequestValidationError) -> str:
 
 async def _palaver_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PalaverError)
-    if isinstance(exc, ConcurrencyLimitReached):
+    if isinstance(exc, ConcurrencyLimitReached):  # Tavus uses `message` for this one
         return message(400, exc.message)
-    if isinstance(exc, InvalidId):
-        return error(400, exc.message)
     return error(400, exc.message)
 
 

@@ -26,9 +26,8 @@ def install_openapi(app: FastAPI) -> None:
         }
         schema.setdefault("paths", {})[END_PATH] = _end_operation()
         components = schema["components"].setdefault("schemas", {})
-        for model in (ErrorBody, MessageBody):
-            _add_model(components, model)
-        for model in BODY_MODELS:
+        models: list[type[BaseModel]] = [ErrorBody, MessageBody, *BODY_MODELS]
+        for model in models:
             _add_model(components, model)
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
@@ -66,12 +65,12 @@ def _end_operation() -> dict[str, Any]:
                 "Ending an ended conversation is a 200 that changes nothing. Any request body is ignored."
             ),
             "operationId": "end_conversation",
-            "parameters": [
-                {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": {"description": "Ended, or already ended: empty body"},
-                "400": body("ErrorBody", 'Unknown, malformed, deleted or foreign id: `{"error": "Invalid conversation_id"}`'),
+                "400": body(
+                    "ErrorBody", 'Unknown, malformed, deleted or foreign id: `{"error": "Invalid conversation_id"}`'
+                ),
                 "401": body("MessageBody", 'Missing or invalid x-api-key: `{"message": "Invalid access token"}`'),
                 "413": body("ErrorBody", "Body over 1 MiB"),
             },

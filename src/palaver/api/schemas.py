@@ -36,8 +36,12 @@ class ConversationProperties(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
     max_call_duration: int | None = Field(None, ge=1, le=86_400, description="Seconds from creation; default 3600.")
-    participant_left_timeout: int | None = Field(None, ge=0, le=86_400, description="Seconds after the last participant leaves; default 0.")
-    participant_absent_timeout: int | None = Field(None, ge=0, le=86_400, description="Seconds from creation if nobody joins; default 300.")
+    participant_left_timeout: int | None = Field(
+        None, ge=0, le=86_400, description="Seconds after the last participant leaves; default 0."
+    )
+    participant_absent_timeout: int | None = Field(
+        None, ge=0, le=86_400, description="Seconds from creation if nobody joins; default 300."
+    )
     enable_recording: bool | None = None
     enable_closed_captions: bool | None = None
     apply_greenscreen: bool | None = None

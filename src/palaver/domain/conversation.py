@@ -61,16 +61,20 @@ def initial_status(test_mode: bool) -> Status:
     return Status.ENDED if test_mode else Status.ACTIVE
 
 
-def end(status: str) -> Status:
-    """The transition itself: only an active conversation ends; anything else stays as it is.
-
-    Storage applies the same rule as a conditional write (`WHERE status = 'active'`).
-    """
-    return Status.ENDED if status == Status.ACTIVE else Status(status)
+# The one state a conversation can end from, and the state it ends in. Storage
+# builds its conditional write from these (`SET status = ENDS_IN WHERE status =
+# ENDS_FROM`), so the rule tested here is the rule the database applies.
+ENDS_FROM = Status.ACTIVE
+ENDS_IN = Status.ENDED
 
 
 def can_end(status: str) -> bool:
-    return status == Status.ACTIVE
+    return status == ENDS_FROM
+
+
+def end(status: str) -> Status:
+    """The transition itself: an active conversation ends; anything else stays as it is."""
+    return ENDS_IN if can_end(status) else Status(status)
 
 
 def transcript(history: History) -> list[dict[str, Any]]:

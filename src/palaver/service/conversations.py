@@ -86,15 +86,16 @@ class ConversationService:
     def _resolve(self, spec: CreateConversation) -> tuple[str, str, str]:
         """Persona and replica as Tavus resolves them: the request's replica wins, else the persona's default."""
         if spec.persona_id is None and spec.replica_id is None:
-            raise ValidationFailed("replica_id is required: pass replica_id (or face_id), or a persona_id whose persona has a default replica")
+            raise ValidationFailed(
+                "replica_id is required: pass replica_id (or face_id), "
+                "or a persona_id whose persona has a default replica"
+            )
         persona = STOCK_PERSONAS.get(spec.persona_id or DEFAULT_PERSONA_ID)
         if persona is None:
             raise InvalidId("persona_id")
         replica_id = spec.replica_id or persona.default_replica_id
         if replica_id is None:
-            raise ValidationFailed(
-                f"replica_id is required: persona {persona.persona_id} has no default replica"
-            )
+            raise ValidationFailed(f"replica_id is required: persona {persona.persona_id} has no default replica")
         if replica_id not in STOCK_REPLICAS:
             raise InvalidId("replica_id")
         return persona.persona_id, replica_id, persona.system_prompt
@@ -114,9 +115,7 @@ class ConversationService:
     async def list(
         self, account_id: str, *, status: str | None, limit: int, page: int
     ) -> tuple[list[ConversationRecord], int]:
-        return await self._storage.list_conversations(
-            account_id, status=status, limit=limit, offset=(page - 1) * limit
-        )
+        return await self._storage.list_conversations(account_id, status=status, limit=limit, offset=(page - 1) * limit)
 
     async def end(
         self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
@@ -140,4 +139,3 @@ class ConversationService:
         )
         if not found:
             raise InvalidId("conversation_id")
-

@@ -55,8 +55,14 @@ class ConversationRecord:
     @property
     def history(self) -> History:
         return History(
-            self.conversation_id, self.test_mode, self.replica_id, self.callback_url,
-            self.system_prompt, self.created_at, self.ended_at, self.shutdown_reason,
+            self.conversation_id,
+            self.test_mode,
+            self.replica_id,
+            self.callback_url,
+            self.system_prompt,
+            self.created_at,
+            self.ended_at,
+            self.shutdown_reason,
         )
 
 

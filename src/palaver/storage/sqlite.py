@@ -18,17 +18,17 @@ mode they never wait for the writer, and a primary-key read costs microseconds.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import json
 import logging
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import EndOutcome
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
 from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord
 from palaver.storage.migrations import apply_sqlite_migrations
@@ -214,7 +214,7 @@ class _GroupCommitter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
-                results.append(_in_savepoint(conn, lambda: op.fn(conn)))
+                results.append(_in_savepoint(conn, op.fn))
             if ends:
                 # No savepoint needed: the only write is one UPDATE statement,
                 # which SQLite undoes by itself if it fails.
@@ -228,8 +228,9 @@ class _GroupCommitter:
                 conn.execute("ROLLBACK")
             results = [(False, exc)] * len(ops)
             end_results = [(False, exc)] * len(ends)
-        for op, (ok, value) in zip([*ops, *ends], [*results, *end_results], strict=True):
-            future = op.future
+        waiting: list[_Op | _EndRequest] = [*ops, *ends]
+        for waiter, (ok, value) in zip(waiting, [*results, *end_results], strict=True):
+            future = waiter.future
             if future is None or future.done():  # the request was cancelled (client went away)
                 continue
             if ok:
@@ -238,11 +239,11 @@ class _GroupCommitter:
                 future.set_exception(value)
 
 
-def _in_savepoint(conn: sqlite3.Connection, work: Callable[[], T]) -> tuple[bool, Any]:
+def _in_savepoint(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, Any]:
     """Run `work` so that its failure undoes only its own writes."""
     conn.execute("SAVEPOINT op")
     try:
-        result: tuple[bool, Any] = (True, work())
+        result: tuple[bool, Any] = (True, work(conn))
     except Exception as exc:  # noqa: BLE001 - handed to the awaiting request
         conn.execute("ROLLBACK TO op")
         result = (False, exc)
@@ -254,11 +255,11 @@ def _in_savepoint(conn: sqlite3.Connection, work: Callable[[], T]) -> tuple[bool
 
 
 _END_MANY = (
-    "UPDATE conversations SET status = 'ended', shutdown_reason = r.reason, updated_at = r.at, ended_at = r.at "
+    f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.reason, updated_at = r.at, ended_at = r.at "
     "FROM (SELECT value ->> 0 AS cid, value ->> 1 AS acc, value ->> 2 AS reason, value ->> 3 AS at "
     "      FROM json_each(?)) AS r "
     "WHERE conversations.conversation_id = r.cid AND conversations.account_id = r.acc "
-    "AND conversations.status = 'active' AND conversations.deleted_at IS NULL "
+    f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
     "RETURNING conversation_id, account_id"
 )
 
@@ -372,9 +373,7 @@ class SQLiteStorage:
 
     async def revoke_key(self, key_id: str, at: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (at, key_id)
-            )
+            cur = c.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (at, key_id))
             return cur.rowcount == 1
 
         return await self._writer.submit(op)
@@ -413,9 +412,21 @@ class SQLiteStorage:
             conn.execute(
                 f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                 (
-                    c.conversation_id, c.account_id, c.conversation_name, c.status, int(c.test_mode),
-                    c.replica_id, c.persona_id, c.callback_url, c.system_prompt, c.meeting_token,
-                    json.dumps(c.request), c.shutdown_reason, c.created_at, c.updated_at, c.ended_at,
+                    c.conversation_id,
+                    c.account_id,
+                    c.conversation_name,
+                    c.status,
+                    int(c.test_mode),
+                    c.replica_id,
+                    c.persona_id,
+                    c.callback_url,
+                    c.system_prompt,
+                    c.meeting_token,
+                    json.dumps(c.request),
+                    c.shutdown_reason,
+                    c.created_at,
+                    c.updated_at,
+                    c.ended_at,
                 ),
             )
 

@@ -29,9 +29,7 @@ def split_statements(script: str) -> list[str]:
             if buffer.strip():
                 statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
-    ):
+    if buffer.strip() and not all(part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()):
         raise ValueError("migration ends with an incomplete statement")
     return statements
 
