@@ -26,7 +26,7 @@ Usage::
     /work/venv/bin/python benchmarks/run.py                # full run
     /work/venv/bin/python benchmarks/run.py --n 2000 --rounds 2   # quick check
     /work/venv/bin/python benchmarks/run.py --only-baseline --n 5000
-    /work/venv/bin/python benchmarks/run.py --skip-starlette      # raw baseline only
+    /work/venv/bin/python benchmarks/run.py --skip-starlette      # no Starlette baseline
 
 Exit status: 0 = run valid and targets met, 1 = run valid but a target
 missed, 2 = run invalid (errors, non-200 responses, wrong counts, crash).
@@ -467,7 +467,7 @@ class Target:
         kind = f"{self.name} {'warm-up ' if rnd is None else ''}{phase}"
         label = kind if rnd is None else f"{kind} r{rnd}"
         r = self.wrk.run(label, script, self.url, self.key, script_arg, expected, kind=kind)
-        log(f"   {where:<7} {self.name:<8} {phase:<6} {fmt_result(r)}")
+        log(f"   {where:<7} {self.name:<9} {phase:<6} {fmt_result(r)}")
         for p in r["problems"]:
             self.problem(f"{where} {phase}: {p}")
         return r
@@ -801,9 +801,8 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     def fmt_ratio(value: float | None, width: int) -> str:
         return format(value, f"{width}.2f") if value is not None else f"{'-':>{width}}"
 
-    # References that are in this run; Palaver's ratios are only computed
-    # against these.
-    refs = [ref for ref in REFERENCES if ref in servers]
+    # References in this run that Palaver's throughput can be divided by.
+    refs = [ref for ref in REFERENCES if ref in servers and "palaver" in servers]
     ref_short = {"baseline": "raw", "starlette": "Starl."}
     ref_label = {"baseline": "raw ASGI", "starlette": "minimal Starlette"}
     ratio_key = {"baseline": "ratios", "starlette": "ratios_starlette"}
@@ -813,11 +812,11 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     gw = 2 * cw + 3
     rw = 7 * len(refs)
     log("Per round: req/s and p99 ms")
-    log(f"{'':15}| " + " | ".join(f"{SERVER_TITLES[s]:^{gw}}" for s in servers)
-        + (f" | {'end ratio':^{rw}}" if refs else ""))
-    log(f"{'round':>5} {'first':<9}| "
-        + " | ".join(f"{'create':^{cw}} | {'end':^{cw}}" for _ in servers)
-        + (" | " + " ".join(f"{ref_short[r]:>6}" for r in refs) if refs else ""))
+    log((f"{'':16}| " + " | ".join(f"{SERVER_TITLES[s]:^{gw}}" for s in servers)
+         + (f" | {'end ratio':^{rw}}" if refs else "")).rstrip())
+    log((f"{'round':>5} {'first':<10}| "
+         + " | ".join(f"{'create':^{cw}} | {'end':^{cw}}" for _ in servers)
+         + (" | " + " ".join(f"{ref_short[r]:>6}" for r in refs) if refs else "")).rstrip())
     for entry in rounds:
         cells = []
         for s in servers:
@@ -827,15 +826,14 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
                     cells.append(f"{r['rps']:6.0f} {r['p99_ms']:6.2f}")
                 else:
                     cells.append(f"{'-':^{cw}}")
-        line = f"{entry['round']:>5} {entry['order'][0]:<9}| " + " | ".join(cells)
+        line = f"{entry['round']:>5} {entry['order'][0]:<10}| " + " | ".join(cells)
         if refs:
             line += " | " + " ".join(fmt_ratio(entry[ratio_key[r]]["end"], 6)
                                      for r in refs)
         log(line)
     if refs:
         log("(end ratio = Palaver end req/s / that server's end req/s in the same round; "
-            "raw = raw ASGI")
-        log(" baseline, Starl. = minimal Starlette)")
+            + ", ".join(f"{ref_short[r]} = {ref_label[r]}" for r in refs) + ")")
     log()
 
     # Medians over the rounds.
@@ -862,7 +860,7 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
     if refs:
         hdr += f" | {'Palaver /':^{rw - 1}}"
         sub += " | " + " ".join(f"{ref_short[r]:>6}" for r in refs)
-    log(hdr)
+    log(hdr.rstrip())
     log(sub)
     log("-" * len(sub))
     for op in PHASES:
@@ -872,8 +870,12 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
         if refs:
             line += " | " + " ".join(fmt_ratio(ratios_vs[r][op], 6) for r in refs)
         log(line)
-    log("(each figure is the median over the rounds; Palaver / X = median Palaver req/s /")
-    log(" median req/s of X; latencies as reported by wrk --latency)")
+    if refs:
+        log("(each figure is the median over the rounds; Palaver / X = median Palaver req/s /")
+        log(" median req/s of X; latencies as reported by wrk --latency)")
+    else:
+        log("(each figure is the median over the rounds; latencies as reported by "
+            "wrk --latency)")
     per_round_vs = {ref: {op: min_med_max([e[ratio_key[ref]][op] for e in rounds])
                           for op in PHASES}
                     for ref in REFERENCES}
@@ -919,10 +921,10 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
         p99 = med["palaver"]["end"]["p99_ms"]
         ok = p99 < TARGET_END_P99_MS
         targets_out["end_p99_ms"] = {"value": p99, "target": TARGET_END_P99_MS, "pass": ok}
-        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms             : {p99:6.2f} ms  "
+        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms              : {p99:6.2f} ms  "
             f"{'PASS' if ok else 'FAIL'}")
     else:
-        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms             :    n/a     "
+        log(f"  Palaver end p99 < {TARGET_END_P99_MS:.0f} ms              :    n/a     "
             f"(needs Palaver)")
     log()
 
