@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,7 @@ from palaver.api.openapi import install_openapi
 from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.timers import TimerService
 from palaver.settings import Settings
 from palaver.storage import open_storage
 
@@ -39,11 +42,17 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.storage = storage
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
         app.state.conversations = ConversationService(storage, clock, settings.public_url)
+        app.state.timers = TimerService(storage, clock)
+        await app.state.timers.fire_due()  # deadlines that passed while the server was down
+        timer_task = asyncio.create_task(app.state.timers.run(), name="palaver-timers")
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer_task
             await storage.close()
 
     app = FastAPI(

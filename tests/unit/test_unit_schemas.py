@@ -117,8 +117,21 @@ def test_max_participants_accepted(value: int) -> None:
     assert parse({"max_participants": value}).max_participants == value
 
 
-def test_absent_timeout_reaches_the_command() -> None:
-    assert parse({"properties": {"participant_absent_timeout": 42}}).to_command().participant_absent_timeout == 42
+def test_timer_properties_reach_the_command() -> None:
+    command = parse(
+        {"properties": {"participant_absent_timeout": 42, "max_call_duration": 90, "participant_left_timeout": 0}}
+    ).to_command()
+    assert (command.timers.participant_absent_timeout, command.timers.max_call_duration) == (42, 90)
+    assert command.timers.participant_left_timeout == 0
+
+
+def test_timer_defaults_are_tavus_defaults() -> None:
+    timers = parse({"properties": {"language": "english"}}).to_command().timers
+    assert (timers.max_call_duration, timers.participant_absent_timeout, timers.participant_left_timeout) == (
+        3600,
+        300,
+        0,
+    )
 
 
 @pytest.mark.parametrize("value", [-1, "60", 86_401])

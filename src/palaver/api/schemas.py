@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from palaver.domain.timers import TimerSettings
 from palaver.service.conversations import CreateConversation
 
 
@@ -104,9 +105,25 @@ class CreateConversationRequest(BaseModel):
             conversational_context=self.conversational_context,
             test_mode=bool(self.test_mode),
             require_auth=require_auth,
-            participant_absent_timeout=props.participant_absent_timeout if props else None,
+            timers=_timer_settings(props),
             request=self.model_dump(mode="json", exclude_none=True),
         )
+
+
+def _timer_settings(props: ConversationProperties | None) -> TimerSettings:
+    """The request's timer properties, each falling back to Tavus's default when absent."""
+    defaults = TimerSettings()
+    if props is None:
+        return defaults
+
+    def pick(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    return TimerSettings(
+        max_call_duration=pick(props.max_call_duration, defaults.max_call_duration),
+        participant_absent_timeout=pick(props.participant_absent_timeout, defaults.participant_absent_timeout),
+        participant_left_timeout=pick(props.participant_left_timeout, defaults.participant_left_timeout),
+    )
 
 
 class Conversation(BaseModel):

@@ -16,10 +16,9 @@ from palaver.domain.clock import Clock, iso_timestamp
 from palaver.domain.conversation import EndOutcome, ShutdownReason
 from palaver.domain.errors import InvalidId, ValidationFailed
 from palaver.domain.ids import is_conversation_id, new_conversation_id
+from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.domain.tokens import meeting_token
 from palaver.storage.base import ConversationRecord, Storage
-
-DEFAULT_ABSENT_TIMEOUT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +32,7 @@ class CreateConversation:
     conversational_context: str | None = None
     test_mode: bool = False
     require_auth: bool = False
-    participant_absent_timeout: int | None = None
+    timers: TimerSettings = TimerSettings()
     request: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,8 +58,7 @@ class ConversationService:
         conversation_id = new_conversation_id()
         token = None
         if spec.require_auth:
-            ttl = spec.participant_absent_timeout or DEFAULT_ABSENT_TIMEOUT
-            token = meeting_token(conversation_id, now, now + ttl)
+            token = meeting_token(conversation_id, now, now + spec.timers.participant_absent_timeout)
         if spec.conversational_context:
             system_prompt = f"{system_prompt}\n\n{spec.conversational_context}".strip()
         record = ConversationRecord(
@@ -79,6 +77,9 @@ class ConversationService:
             created_at=stamp,
             updated_at=stamp,
             ended_at=stamp if spec.test_mode else None,
+            created_epoch=now,
+            timers=spec.timers,
+            deadline=None if spec.test_mode else next_deadline(now, spec.timers, Presence()),
         )
         await self._storage.insert_conversation(record)
         return record
@@ -127,6 +128,17 @@ class ConversationService:
         if outcome is EndOutcome.NOT_FOUND:
             raise InvalidId("conversation_id")
         return outcome
+
+    async def participant_joined(self, conversation_id: str) -> bool:
+        """A participant entered the room (called by the room): the absent timer stops applying.
+
+        False if the conversation is not active (the room is closed).
+        """
+        return await self._storage.record_presence(conversation_id, joined=True, at=self._clock.now())
+
+    async def participant_left(self, conversation_id: str) -> bool:
+        """A participant left: when nobody is left, `participant_left_timeout` starts counting."""
+        return await self._storage.record_presence(conversation_id, joined=False, at=self._clock.now())
 
     async def delete(self, account_id: str, conversation_id: str, *, hard: bool = False) -> None:
         """Delete; an active conversation is ended first, as its room goes away."""

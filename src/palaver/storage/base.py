@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from palaver.domain.conversation import EndOutcome, History
+from palaver.domain.timers import Deadline, TimerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class ConversationRecord:
     created_at: str
     updated_at: str
     ended_at: str | None
+    created_epoch: float = 0.0
+    timers: TimerSettings = TimerSettings()
+    deadline: Deadline | None = None  # None for test-mode and ended conversations
 
     @property
     def history(self) -> History:
@@ -124,6 +128,20 @@ class Storage(Protocol):
 
         Declared as returning an awaitable rather than `async def` so a backend
         can hand back its group-commit future directly (the end path is hot).
+        """
+        ...
+
+    async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
+        """A participant joined (or left) an active conversation; its deadline is recomputed
+        in the same transaction. False if the conversation is not active."""
+        ...
+
+    async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:
+        """End every active conversation whose deadline is at or before `now`, with that
+        deadline's reason, as one conditional write; return (conversation_id, account_id, reason).
+
+        The condition is checked in the write itself, so a join that moved the
+        deadline, or an end that got there first, wins over a stale timer.
         """
         ...
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, ShutdownReason
 from palaver.domain.errors import ConcurrencyLimitReached
+from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord
 from palaver.storage.migrations import apply_sqlite_migrations
 
@@ -44,7 +45,8 @@ MAX_BATCH = 512
 FLUSH_DEFERRALS = 2
 _CONVERSATION_COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
-    "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at"
+    "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
+    "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
 )
 
 
@@ -138,6 +140,9 @@ def _conversation(row: sqlite3.Row | tuple[Any, ...]) -> ConversationRecord:
         created_at=row[12],
         updated_at=row[13],
         ended_at=row[14],
+        created_epoch=row[15] or 0.0,
+        timers=TimerSettings(row[16], row[17], row[18]),
+        deadline=Deadline(row[19], ShutdownReason(row[20])) if row[19] is not None and row[3] == ENDS_FROM else None,
     )
 
 
@@ -275,6 +280,15 @@ _END_MANY = (
 )
 
 
+def _free_slots(conn: sqlite3.Connection, account_ids: list[str]) -> None:
+    """Every transition out of `active` frees one concurrency slot of its account, in the same transaction."""
+    if account_ids:
+        conn.executemany(
+            "UPDATE accounts SET active_conversations = active_conversations - ? WHERE account_id = ?",
+            [(n, account_id) for account_id, n in Counter(account_ids).items()],
+        )
+
+
 def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutcome]:
     """The active -> ended transition for every request given, as one conditional UPDATE.
 
@@ -291,12 +305,7 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     first = {(e.conversation_id, e.account_id): e for e in reversed(ends)}
     batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in first.values()])
     ended = {(row[0], row[1]) for row in conn.execute(_END_MANY, (batch,))}
-    if ended:
-        freed = Counter(account_id for _, account_id in ended)
-        conn.executemany(
-            "UPDATE accounts SET active_conversations = active_conversations - ? WHERE account_id = ?",
-            [(n, account_id) for account_id, n in freed.items()],
-        )
+    _free_slots(conn, [account_id for _, account_id in ended])
     outcomes: list[EndOutcome] = []
     for e in ends:
         key = (e.conversation_id, e.account_id)
@@ -421,7 +430,7 @@ class SQLiteStorage:
                     (c.account_id,),
                 )
             conn.execute(
-                f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * 21)})",
                 (
                     c.conversation_id,
                     c.account_id,
@@ -438,6 +447,12 @@ class SQLiteStorage:
                     c.created_at,
                     c.updated_at,
                     c.ended_at,
+                    c.created_epoch,
+                    c.timers.max_call_duration,
+                    c.timers.participant_absent_timeout,
+                    c.timers.participant_left_timeout,
+                    c.deadline.at if c.deadline else None,
+                    c.deadline.reason if c.deadline else None,
                 ),
             )
 
@@ -481,6 +496,51 @@ class SQLiteStorage:
 
     def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> Awaitable[EndOutcome]:
         return self._writer.end(_EndRequest(account_id, conversation_id, reason, at))
+
+    async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, "
+                f"participants, ever_joined, last_left_epoch FROM conversations "
+                f"WHERE conversation_id = ? AND status = '{ENDS_FROM}'",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            presence = Presence(row[4], bool(row[5]), row[6])
+            presence = presence.joined() if joined else presence.left(at)
+            deadline = next_deadline(row[0], TimerSettings(row[1], row[2], row[3]), presence)
+            conn.execute(
+                "UPDATE conversations SET participants = ?, ever_joined = ?, last_left_epoch = ?, "
+                "deadline = ?, deadline_reason = ? WHERE conversation_id = ?",
+                (
+                    presence.participants,
+                    int(presence.ever_joined),
+                    presence.last_left,
+                    deadline.at,
+                    deadline.reason,
+                    conversation_id,
+                ),
+            )
+            return True
+
+        return await self._writer.submit(op)
+
+    async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            fired = conn.execute(
+                f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = deadline_reason, "
+                "updated_at = ?, ended_at = ? "
+                "WHERE seq IN (SELECT seq FROM conversations "
+                f"             WHERE status = '{ENDS_FROM}' AND deadline <= ? ORDER BY deadline LIMIT ?) "
+                f"AND status = '{ENDS_FROM}' AND deadline <= ? "
+                "RETURNING conversation_id, account_id, shutdown_reason",
+                (at, at, now, limit, now),
+            ).fetchall()
+            _free_slots(conn, [account_id for _, account_id, _ in fired])
+            return [(r[0], r[1], r[2]) for r in fired]
+
+        return await self._writer.submit(op)
 
     async def delete_conversation(
         self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str

@@ -1,0 +1,176 @@
+"""Timers through the service layer, on real SQLite storage, driven by a manual clock.
+
+Minutes of lifecycle run in milliseconds: nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from palaver.domain.clock import ManualClock
+from palaver.domain.conversation import EndOutcome
+from palaver.domain.errors import ConcurrencyLimitReached
+from palaver.domain.timers import TimerSettings
+from palaver.service.conversations import ConversationService, CreateConversation
+from palaver.service.keys import issue_key
+from palaver.service.timers import TimerService
+from palaver.storage import open_storage
+
+T = TypeVar("T")
+
+
+class World:
+    """Storage, services and a clock on one event loop; `reopen` simulates a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loop = asyncio.new_event_loop()
+        self.clock = ManualClock()
+        self._open()
+        self.account = self.run(issue_key(self.storage, self.clock, max_concurrent=5)).account_id
+
+    def _open(self) -> None:
+        self.storage = open_storage(f"sqlite:///{self.path}")
+        self.run(self.storage.migrate())
+        self.service = ConversationService(self.storage, self.clock, "http://palaver.test")
+        self.timers = TimerService(self.storage, self.clock)
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        async def wrap() -> T:
+            return await awaitable
+
+        return self.loop.run_until_complete(wrap())
+
+    def reopen(self) -> None:
+        self.run(self.storage.close())
+        self._open()
+
+    def create(self, **timers: int) -> str:
+        spec = CreateConversation(replica_id="r90bbd427f71", timers=TimerSettings(**timers))
+        return self.run(self.service.create(self.account, spec)).conversation_id
+
+    def view(self, cid: str) -> dict[str, Any]:
+        record = self.run(self.service.get(self.account, cid, verbose=True))
+        return {"status": record.record.status, "reason": record.record.shutdown_reason, "events": record.events}
+
+    def close(self) -> None:
+        self.run(self.storage.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path / "timers.db")
+    yield w
+    w.close()
+
+
+def shutdowns(view: dict[str, Any]) -> list[str]:
+    return [e["properties"]["shutdown_reason"] for e in view["events"] if e["event_type"] == "system.shutdown"]
+
+
+def test_max_call_duration_ends_with_its_reason(world: World) -> None:
+    cid = world.create(max_call_duration=120)
+    assert world.run(world.service.participant_joined(cid))
+    world.clock.advance(119)
+    assert world.run(world.timers.fire_due()) == []
+    world.clock.advance(1)
+    assert world.run(world.timers.fire_due()) == [(cid, world.account, "max_call_duration reached")]
+    view = world.view(cid)
+    assert view["status"] == "ended" and shutdowns(view) == ["max_call_duration reached"]
+    assert world.run(world.timers.fire_due()) == []  # never twice
+
+
+def test_absent_timeout_fires_only_if_nobody_joined(world: World) -> None:
+    absent = world.create(participant_absent_timeout=30)
+    joined = world.create(participant_absent_timeout=30)
+    world.run(world.service.participant_joined(joined))
+    world.clock.advance(30)
+    fired = world.run(world.timers.fire_due())
+    assert fired == [(absent, world.account, "participant_absent_timeout reached")]
+    assert world.view(joined)["status"] == "active"
+
+
+def test_left_timeout_counts_from_the_last_leave(world: World) -> None:
+    cid = world.create(participant_left_timeout=10)
+    world.run(world.service.participant_joined(cid))
+    world.run(world.service.participant_joined(cid))
+    world.clock.advance(100)
+    world.run(world.service.participant_left(cid))
+    world.clock.advance(50)
+    assert world.run(world.timers.fire_due()) == []  # one participant still there
+    world.run(world.service.participant_left(cid))
+    world.clock.advance(9)
+    assert world.run(world.timers.fire_due()) == []
+    world.clock.advance(1)
+    assert world.run(world.timers.fire_due()) == [(cid, world.account, "participant_left_timeout reached")]
+
+
+def test_default_left_timeout_is_immediate(world: World) -> None:
+    cid = world.create()
+    world.run(world.service.participant_joined(cid))
+    world.run(world.service.participant_left(cid))
+    assert world.run(world.timers.fire_due()) == [(cid, world.account, "participant_left_timeout reached")]
+
+
+def test_a_rejoin_cancels_the_left_timeout(world: World) -> None:
+    cid = world.create(participant_left_timeout=10)
+    world.run(world.service.participant_joined(cid))
+    world.run(world.service.participant_left(cid))
+    world.clock.advance(5)
+    world.run(world.service.participant_joined(cid))
+    world.clock.advance(60)
+    assert world.run(world.timers.fire_due()) == []
+
+
+def test_a_deadline_passed_while_down_fires_at_start_once(world: World) -> None:
+    cid = world.create(max_call_duration=60)
+    world.run(world.service.participant_joined(cid))
+    world.reopen()  # the "server" restarts...
+    world.clock.advance(3600)  # ...long after the deadline
+    assert world.run(world.timers.fire_due()) == [(cid, world.account, "max_call_duration reached")]
+    world.reopen()
+    assert world.run(world.timers.fire_due()) == []
+    assert shutdowns(world.view(cid)) == ["max_call_duration reached"]
+
+
+def test_timer_and_end_endpoint_race_through_one_transition(world: World) -> None:
+    cids = [world.create(participant_absent_timeout=10) for _ in range(5)]
+    world.clock.advance(10)
+
+    async def race() -> tuple[list[EndOutcome], list[tuple[str, str, str]]]:
+        ends = [world.service.end(world.account, cid) for cid in cids for _ in range(3)]
+        results = await asyncio.gather(*ends[:7], world.timers.fire_due(), *ends[7:])
+        outcomes = [r for r in results if isinstance(r, EndOutcome)]
+        fired = next(r for r in results if isinstance(r, list))
+        return outcomes, fired
+
+    outcomes, fired = world.run(race())
+    fired_ids = {cid for cid, _, _ in fired}
+    for cid in cids:
+        view = world.view(cid)
+        assert view["status"] == "ended"
+        assert len(shutdowns(view)) == 1
+        expected = "participant_absent_timeout reached" if cid in fired_ids else "end_conversation_endpoint_hit"
+        assert view["reason"] == expected
+    assert outcomes.count(EndOutcome.ENDED) == len(cids) - len(fired_ids)
+
+
+def test_a_timer_frees_the_concurrency_slot(world: World) -> None:
+    cids = [world.create(max_call_duration=30) for _ in range(5)]
+    with pytest.raises(ConcurrencyLimitReached):
+        world.create()
+    world.clock.advance(30)
+    assert len(world.run(world.timers.fire_due())) == len(cids)
+    world.create()  # a slot is free again
+
+
+def test_presence_on_an_ended_conversation_is_refused(world: World) -> None:
+    cid = world.create()
+    world.run(world.service.end(world.account, cid))
+    assert world.run(world.service.participant_joined(cid)) is False
