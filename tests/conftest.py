@@ -65,6 +65,7 @@ class CreatedKey:
     key_id: str
     account_id: str
     stdout: str
+    webhook_secret: str | None = None
 
 
 def create_key(
@@ -90,7 +91,8 @@ def create_key(
             k, _, v = ln.partition(":")
             fields[k.strip()] = v.strip()
     assert "account_id" in fields and "key_id" in fields, f"unexpected keys create output: {out!r}"
-    return CreatedKey(key=lines[-1], key_id=fields["key_id"], account_id=fields["account_id"], stdout=out)
+    return CreatedKey(key=lines[-1], key_id=fields["key_id"], account_id=fields["account_id"], stdout=out,
+                      webhook_secret=fields.get("webhook_secret"))
 
 
 def revoke_key(database_url: str, key_id: str) -> subprocess.CompletedProcess:
@@ -145,7 +147,8 @@ class PalaverServer:
     """A ``python -m palaver serve`` subprocess on a given SQLite file."""
 
     def __init__(self, workdir: Path, *, db_path: Path | None = None, public_url: str | None = None,
-                 name: str = "server") -> None:
+                 name: str = "server", extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = tuple(extra_args)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = Path(db_path) if db_path else self.workdir / "p.db"
@@ -172,7 +175,7 @@ class PalaverServer:
                "--database-url", self.database_url]
         if self.public_url:
             cmd += ["--public-url", self.public_url]
-        return cmd
+        return cmd + list(self.extra_args)
 
     @property
     def running(self) -> bool:
@@ -311,9 +314,9 @@ def server_factory(tmp_path_factory) -> Iterator[Callable[..., PalaverServer]]:
     made: list[PalaverServer] = []
 
     def factory(*, db_path: Path | None = None, public_url: str | None = None, start: bool = True,
-                name: str = "server") -> PalaverServer:
+                name: str = "server", extra_args: tuple[str, ...] = ()) -> PalaverServer:
         workdir = tmp_path_factory.mktemp(name)
-        srv = PalaverServer(workdir, db_path=db_path, public_url=public_url, name=name)
+        srv = PalaverServer(workdir, db_path=db_path, public_url=public_url, name=name, extra_args=extra_args)
         made.append(srv)
         if start:
             srv.start()

@@ -16,7 +16,9 @@ from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
+from palaver.delivery.worker import DeliveryWorker
 from palaver.domain.clock import Clock, SystemClock
+from palaver.domain.retry import RetryPolicy
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.timers import TimerService
@@ -45,14 +47,22 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.timers = TimerService(storage, clock)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
         timer_task = asyncio.create_task(app.state.timers.run(), name="palaver-timers")
+        app.state.deliveries = DeliveryWorker(
+            storage,
+            clock,
+            policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
+            allow_private=settings.allow_private_callbacks,
+        )
+        delivery_task = asyncio.create_task(app.state.deliveries.run(), name="palaver-webhooks")
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
-            timer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer_task
+            for task in (timer_task, delivery_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await storage.close()
 
     app = FastAPI(

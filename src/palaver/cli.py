@@ -61,7 +61,23 @@ def main() -> None:
     show_default=True,
     help="NORMAL survives a process crash; FULL also survives power loss (fsync per group commit).",
 )
-def serve(host: str, port: int, database_url: str, public_url: str | None, sqlite_synchronous: str) -> None:
+@click.option(
+    "--allow-private-callbacks",
+    is_flag=True,
+    help="Deliver webhooks to loopback/private addresses too (local development and tests).",
+)
+@click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
+def serve(
+    host: str,
+    port: int,
+    database_url: str,
+    public_url: str | None,
+    sqlite_synchronous: str,
+    allow_private_callbacks: bool,
+    webhook_max_attempts: int,
+    webhook_max_age: float,
+) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
 
@@ -82,6 +98,9 @@ def serve(host: str, port: int, database_url: str, public_url: str | None, sqlit
         database_url=database_url,
         public_url=public_url or listen_url,
         sqlite_synchronous=sqlite_synchronous.upper(),
+        allow_private_callbacks=allow_private_callbacks,
+        webhook_max_attempts=webhook_max_attempts,
+        webhook_max_age=webhook_max_age,
     )
 
     def ready() -> None:
@@ -134,6 +153,7 @@ def keys_create(name: str, account_id: str | None, max_concurrent: int | None, d
             raise click.ClickException(exc.message) from exc
         click.echo(f"account_id: {issued.account_id}")
         click.echo(f"key_id: {issued.key_id}")
+        click.echo(f"webhook_secret: {await storage.webhook_secret(issued.account_id)}")
         click.echo(issued.key)
 
     _with_storage(database_url, work)
@@ -164,3 +184,45 @@ def keys_revoke(key_id: str, database_url: str) -> None:
     if not _with_storage(database_url, work):
         raise click.ClickException(f"no active key {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("rotate-secret")
+@click.argument("account_id")
+@database_option
+def keys_rotate_secret(account_id: str, database_url: str) -> None:
+    """Give an account a new webhook signing secret (printed); the old one stops at once."""
+    secret = _with_storage(database_url, lambda s: s.rotate_webhook_secret(account_id))
+    if secret is None:
+        raise click.ClickException(f"no account {account_id}")
+    click.echo(secret)
+
+
+@main.group()
+def webhooks() -> None:
+    """Inspect and replay webhook deliveries."""
+
+
+@webhooks.command("list")
+@click.option("--conversation", "conversation_id", default=None)
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@database_option
+def webhooks_list(conversation_id: str | None, status: str | None, limit: int, database_url: str) -> None:
+    """One line per event: id, conversation, type, status, attempts, last result, URL."""
+
+    async def work(storage: Storage) -> None:
+        for d in await storage.list_deliveries(conversation_id=conversation_id, status=status, limit=limit):
+            last = d.last_error or (str(d.last_status_code) if d.last_status_code else "-")
+            click.echo(f"{d.event_id}\t{d.conversation_id}\t{d.event_type}\t{d.status}\t{d.attempts}\t{last}\t{d.url}")
+
+    _with_storage(database_url, work)
+
+
+@webhooks.command("replay")
+@click.argument("event_id")
+@database_option
+def webhooks_replay(event_id: str, database_url: str) -> None:
+    """Send a delivered or failed event again (a running server picks it up within a second)."""
+    if not _with_storage(database_url, lambda s: s.replay_delivery(event_id)):
+        raise click.ClickException(f"no delivered or failed event {event_id}")
+    click.echo(f"queued {event_id}")

@@ -20,3 +20,7 @@ class Settings:
     # (docs/durability.md). FULL also survives power loss, at an fsync per group commit.
     sqlite_synchronous: str = "NORMAL"
     key_cache_ttl: float = 0.5
+    # Webhooks: private/loopback targets are refused unless allowed (local development, tests).
+    allow_private_callbacks: bool = False
+    webhook_max_attempts: int = 8
+    webhook_max_age: float = 86_400.0

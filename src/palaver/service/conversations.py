@@ -122,8 +122,9 @@ class ConversationService:
         self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
     ) -> EndOutcome:
         """End once; a second end is a quiet success. Unknown or foreign ids raise InvalidId."""
+        now = self._clock.now()
         outcome = await self._storage.end_conversation(
-            account_id, self._visible_id(conversation_id), reason, iso_timestamp(self._clock.now())
+            account_id, self._visible_id(conversation_id), reason, iso_timestamp(now), now
         )
         if outcome is EndOutcome.NOT_FOUND:
             raise InvalidId("conversation_id")
@@ -142,12 +143,14 @@ class ConversationService:
 
     async def delete(self, account_id: str, conversation_id: str, *, hard: bool = False) -> None:
         """Delete; an active conversation is ended first, as its room goes away."""
+        now = self._clock.now()
         found = await self._storage.delete_conversation(
             account_id,
             self._visible_id(conversation_id),
             hard=hard,
             reason=ShutdownReason.ROOM_DELETED,
-            at=iso_timestamp(self._clock.now()),
+            at=iso_timestamp(now),
+            at_epoch=now,
         )
         if not found:
             raise InvalidId("conversation_id")

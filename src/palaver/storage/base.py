@@ -70,6 +70,35 @@ class ConversationRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One webhook in the outbox."""
+
+    delivery_id: int
+    event_id: str
+    conversation_id: str
+    account_id: str
+    event_type: str
+    url: str
+    body: str
+    status: str
+    attempts: int
+    created_epoch: float
+    next_attempt_epoch: float
+    last_status_code: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    delivery_id: int
+    attempt: int
+    at_epoch: float
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+
+
 class Storage(Protocol):
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
@@ -123,7 +152,9 @@ class Storage(Protocol):
         """One page, newest first, and the total under the same filter."""
         ...
 
-    def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> Awaitable[EndOutcome]:
+    def end_conversation(
+        self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None
+    ) -> Awaitable[EndOutcome]:
         """The single active -> ended transition: status, reason and end time in one conditional write.
 
         Declared as returning an awaitable rather than `async def` so a backend
@@ -145,8 +176,36 @@ class Storage(Protocol):
         """
         ...
 
+    # webhooks ----------------------------------------------------------------------
+    async def webhook_secret(self, account_id: str) -> str:
+        """The account's signing secret, created on first use."""
+        ...
+
+    async def rotate_webhook_secret(self, account_id: str) -> str | None:
+        """A new secret for the account (None if no such account)."""
+        ...
+
+    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryRecord]:
+        """Pending deliveries whose time has come and that are first in line for their
+        conversation (events of one conversation go out in order)."""
+        ...
+
+    async def record_attempt(self, attempt: AttemptRecord, status: str, next_attempt_epoch: float | None) -> None:
+        """Store an attempt and the delivery's resulting state, in one transaction."""
+        ...
+
+    async def list_deliveries(
+        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]: ...
+
+    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
+
+    async def replay_delivery(self, event_id: str) -> bool:
+        """Queue a delivered or failed event again, with a fresh set of attempts."""
+        ...
+
     async def delete_conversation(
-        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str
+        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, at_epoch: float | None = None
     ) -> bool:
         """End (if active) then soft- or hard-delete; False if not visible to this account."""
         ...

@@ -22,16 +22,25 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, ShutdownReason
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason, lifecycle_events
 from palaver.domain.errors import ConcurrencyLimitReached
+from palaver.domain.events import Event
+from palaver.domain.signing import new_secret
 from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
-from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord
+from palaver.storage.base import (
+    AccountRecord,
+    ApiKeyRecord,
+    AttemptRecord,
+    ConversationRecord,
+    DeliveryRecord,
+)
 from palaver.storage.migrations import apply_sqlite_migrations
 
 T = TypeVar("T")
@@ -47,6 +56,12 @@ _CONVERSATION_COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
     "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
     "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
+)
+
+
+_DELIVERY_COLUMNS = (
+    "delivery_id, event_id, conversation_id, account_id, event_type, url, body, status, attempts, "
+    "created_epoch, next_attempt_epoch, last_status_code, last_error"
 )
 
 
@@ -162,6 +177,7 @@ class _EndRequest:
     conversation_id: str
     reason: str
     at: str
+    at_epoch: float
     future: asyncio.Future[EndOutcome] | None = None  # set when queued for a group commit
 
 
@@ -270,13 +286,52 @@ def _in_savepoint(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection],
 # -- operations run inside the writer's transaction -----------------------------------
 
 
+# What an end transition returns: enough to render its webhooks, if any are due.
+_ENDED_FACTS = (
+    "conversation_id, account_id, callback_url, test_mode, replica_id, system_prompt, created_at, "
+    "ended_at, shutdown_reason"
+)
+
+
+def _enqueue_end_webhooks(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], at_epoch: float) -> None:
+    """Outbox rows for the shutdown and transcript of every just-ended conversation with a callback_url.
+
+    Written by the caller's transaction, the one that made the transition: a
+    crash can neither lose these webhooks nor send them for an end that did not
+    commit.
+    """
+    for row in rows:
+        if row[2]:
+            history = History(row[0], bool(row[3]), row[4], row[2], row[5], row[6], row[7], row[8])
+            _enqueue(conn, row[1], lifecycle_events(history)[1:], at_epoch)
+
+
+def _enqueue(conn: sqlite3.Connection, account_id: str, events: list[Event], at_epoch: float) -> None:
+    conn.executemany(
+        "INSERT INTO webhook_deliveries (event_id, conversation_id, account_id, event_type, url, body, created_epoch) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+        [
+            (
+                e.event_id,
+                e.conversation_id,
+                account_id,
+                e.event_type,
+                e.webhook_url,
+                json.dumps(e.envelope(), separators=(",", ":")),
+                at_epoch,
+            )
+            for e in events
+        ],
+    )
+
+
 _END_MANY = (
     f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.reason, updated_at = r.at, ended_at = r.at "
     "FROM (SELECT value ->> 0 AS cid, value ->> 1 AS acc, value ->> 2 AS reason, value ->> 3 AS at "
     "      FROM json_each(?)) AS r "
     "WHERE conversations.conversation_id = r.cid AND conversations.account_id = r.acc "
     f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
-    "RETURNING conversation_id, account_id"
+    f"RETURNING {_ENDED_FACTS}"
 )
 
 
@@ -304,8 +359,10 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     # told ENDED (the first).
     first = {(e.conversation_id, e.account_id): e for e in reversed(ends)}
     batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in first.values()])
-    ended = {(row[0], row[1]) for row in conn.execute(_END_MANY, (batch,))}
+    rows = conn.execute(_END_MANY, (batch,)).fetchall()
+    ended = {(row[0], row[1]) for row in rows}
     _free_slots(conn, [account_id for _, account_id in ended])
+    _enqueue_end_webhooks(conn, rows, ends[0].at_epoch)
     outcomes: list[EndOutcome] = []
     for e in ends:
         key = (e.conversation_id, e.account_id)
@@ -455,6 +512,8 @@ class SQLiteStorage:
                     c.deadline.reason if c.deadline else None,
                 ),
             )
+            if c.callback_url and not c.test_mode:
+                _enqueue(conn, c.account_id, lifecycle_events(c.history), c.created_epoch)
 
         await self._writer.submit(op)
 
@@ -494,8 +553,11 @@ class SQLiteStorage:
             cur.execute("COMMIT")
         return [_conversation(r) for r in rows], total
 
-    def end_conversation(self, account_id: str, conversation_id: str, reason: str, at: str) -> Awaitable[EndOutcome]:
-        return self._writer.end(_EndRequest(account_id, conversation_id, reason, at))
+    def end_conversation(
+        self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None
+    ) -> Awaitable[EndOutcome]:
+        epoch = time.time() if at_epoch is None else at_epoch
+        return self._writer.end(_EndRequest(account_id, conversation_id, reason, at, epoch))
 
     async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -534,22 +596,134 @@ class SQLiteStorage:
                 "WHERE seq IN (SELECT seq FROM conversations "
                 f"             WHERE status = '{ENDS_FROM}' AND deadline <= ? ORDER BY deadline LIMIT ?) "
                 f"AND status = '{ENDS_FROM}' AND deadline <= ? "
-                "RETURNING conversation_id, account_id, shutdown_reason",
+                f"RETURNING {_ENDED_FACTS}",
                 (at, at, now, limit, now),
             ).fetchall()
-            _free_slots(conn, [account_id for _, account_id, _ in fired])
-            return [(r[0], r[1], r[2]) for r in fired]
+            _free_slots(conn, [r[1] for r in fired])
+            _enqueue_end_webhooks(conn, fired, now)
+            return [(r[0], r[1], r[8]) for r in fired]
+
+        return await self._writer.submit(op)
+
+    # webhooks ----------------------------------------------------------------------
+
+    async def webhook_secret(self, account_id: str) -> str:
+        row = self._read.execute("SELECT webhook_secret FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
+        if row is not None and row[0]:
+            return str(row[0])
+        candidate = new_secret()
+
+        def op(conn: sqlite3.Connection) -> str:
+            conn.execute(
+                "UPDATE accounts SET webhook_secret = ? WHERE account_id = ? AND webhook_secret IS NULL",
+                (candidate, account_id),
+            )
+            found = conn.execute("SELECT webhook_secret FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
+            if found is None:
+                raise KeyError(account_id)
+            return str(found[0])
+
+        return await self._writer.submit(op)
+
+    async def rotate_webhook_secret(self, account_id: str) -> str | None:
+        secret = new_secret()
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            cur = conn.execute("UPDATE accounts SET webhook_secret = ? WHERE account_id = ?", (secret, account_id))
+            return secret if cur.rowcount == 1 else None
+
+        return await self._writer.submit(op)
+
+    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryRecord]:
+        rows = self._read.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d "
+            "WHERE d.status = 'pending' AND d.next_attempt_epoch <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.conversation_id = d.conversation_id "
+            "                AND e.status = 'pending' AND e.delivery_id < d.delivery_id) "
+            "ORDER BY d.next_attempt_epoch, d.delivery_id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [DeliveryRecord(*r) for r in rows]
+
+    async def record_attempt(self, attempt: AttemptRecord, status: str, next_attempt_epoch: float | None) -> None:
+        a = attempt
+
+        def op(conn: sqlite3.Connection) -> None:
+            # Numbered across replays, so the history of an event keeps every attempt.
+            conn.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, at_epoch, status_code, latency_ms, error) "
+                "VALUES (?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM webhook_attempts WHERE delivery_id = ?), "
+                "?, ?, ?, ?)",
+                (a.delivery_id, a.delivery_id, a.at_epoch, a.status_code, a.latency_ms, a.error),
+            )
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_epoch = ?, "
+                "last_status_code = ?, last_error = ?, finished_epoch = ? WHERE delivery_id = ?",
+                (
+                    status,
+                    next_attempt_epoch or 0,
+                    a.status_code,
+                    a.error,
+                    None if status == "pending" else a.at_epoch,
+                    a.delivery_id,
+                ),
+            )
+
+        await self._writer.submit(op)
+
+    async def list_deliveries(
+        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        where, args = ["1 = 1"], []
+        if conversation_id is not None:
+            where.append("conversation_id = ?")
+            args.append(conversation_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        rows = self._read.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY delivery_id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [DeliveryRecord(*r) for r in rows]
+
+    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        rows = self._read.execute(
+            "SELECT delivery_id, attempt, at_epoch, status_code, latency_ms, error FROM webhook_attempts "
+            "WHERE delivery_id = ? ORDER BY attempt",
+            (delivery_id,),
+        ).fetchall()
+        return [AttemptRecord(*r) for r in rows]
+
+    async def replay_delivery(self, event_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_epoch = 0, "
+                "finished_epoch = NULL, created_epoch = ? WHERE event_id = ? AND status != 'pending'",
+                (time.time(), event_id),
+            )
+            return cur.rowcount == 1
 
         return await self._writer.submit(op)
 
     async def delete_conversation(
-        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str
+        self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, at_epoch: float | None = None
     ) -> bool:
+        epoch = time.time() if at_epoch is None else at_epoch
+
         def op(conn: sqlite3.Connection) -> bool:
-            request = _EndRequest(account_id, conversation_id, reason, at)
+            request = _EndRequest(account_id, conversation_id, reason, at, epoch)
             if _end_many(conn, [request])[0] is EndOutcome.NOT_FOUND:
                 return False
             if hard:
+                # Purged means purged: undelivered webhooks and their attempts go too.
+                conn.execute(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN "
+                    "(SELECT delivery_id FROM webhook_deliveries WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
+                conn.execute("DELETE FROM webhook_deliveries WHERE conversation_id = ?", (conversation_id,))
                 conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
             else:
                 conn.execute(

@@ -1,0 +1,1 @@
+"""Webhook delivery: the outbox worker, the HTTP sender, and the target address guard."""

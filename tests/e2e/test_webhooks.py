@@ -1,0 +1,236 @@
+"""Webhooks to callback_url, end to end: a live server and a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every POST; `plan[path]` lists the statuses to answer, in order (then 200)."""
+
+    server: ThreadingHTTPServer
+    received: list[Received] = field(default_factory=list)
+    plan: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.at(path)) < count:
+            assert time.monotonic() < deadline, f"{path}: {len(self.at(path))} of {count} webhooks arrived"
+            time.sleep(0.02)
+        return self.at(path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            rec = holder["r"]
+            with rec.lock:
+                rec.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                steps = rec.plan.get(self.path, [])
+                status, headers = steps.pop(0) if steps else (200, {})
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["r"] = Receiver(server)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield holder["r"]
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def hook_server(server_factory):
+    """A server that may call 127.0.0.1 (the receiver), with fast, few retries."""
+    return server_factory(
+        name="webhooks",
+        extra_args=("--allow-private-callbacks", "--webhook-max-attempts", "3"),
+    )
+
+
+@pytest.fixture(scope="module")
+def hook_account(hook_server):
+    return hook_server.create_key(name="hooks")
+
+
+@pytest.fixture
+def hook_client(hook_server, hook_account) -> Iterator[httpx.Client]:
+    with hook_server.client(hook_account.key) as c:
+        yield c
+
+
+def create(client: httpx.Client, callback_url: str, **extra: Any) -> str:
+    r = client.post("/v2/conversations", json={"replica_id": "r90bbd427f71", "callback_url": callback_url, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()["conversation_id"]
+
+
+def test_all_events_arrive_in_order_with_the_tavus_envelope(receiver, hook_client) -> None:
+    url = receiver.url("/order")
+    cid = create(hook_client, url)
+    assert hook_client.post(f"/v2/conversations/{cid}/end").status_code == 200
+    got = receiver.wait_for("/order", 3)
+    assert [r.json["event_type"] for r in got] == LIFECYCLE
+    for r in got:
+        body = r.json
+        assert set(body) == {"properties", "conversation_id", "webhook_url", "event_type", "message_type", "timestamp"}
+        assert body["conversation_id"] == cid and body["webhook_url"] == url
+        assert body["message_type"] == body["event_type"].split(".")[0]
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["user-agent"].startswith("Palaver")
+    assert got[1].json["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit"
+    assert got[2].json["properties"]["transcript"][0]["role"] == "system"
+    # what was delivered is exactly what the verbose view shows
+    events = hook_client.get(f"/v2/conversations/{cid}", params={"verbose": "true"}).json()["events"]
+    assert [r.json for r in got] == events
+    assert len({r.headers["webhook-id"] for r in got}) == 3
+
+
+def test_signature_verifies_with_the_standard_webhooks_library(receiver, hook_client, hook_account) -> None:
+    cid = create(hook_client, receiver.url("/signed"))
+    hook_client.post(f"/v2/conversations/{cid}/end")
+    got = receiver.wait_for("/signed", 3)
+    assert hook_account.webhook_secret and hook_account.webhook_secret.startswith("whsec_")
+    verifier = Webhook(hook_account.webhook_secret)
+    for r in got:
+        assert verifier.verify(r.body, r.headers) == r.json
+    tampered = dict(got[0].headers, **{"webhook-signature": "v1,AAAA"})
+    with pytest.raises(Exception):
+        verifier.verify(got[0].body, tampered)
+
+
+def test_retry_then_success_keeps_the_webhook_id(receiver, hook_client, hook_server) -> None:
+    receiver.plan["/flaky"] = [(503, {}), (429, {"retry-after": "0"})]
+    cid = create(hook_client, receiver.url("/flaky"))
+    got = receiver.wait_for("/flaky", 3)  # 503, 429, then 200 for replica_joined
+    assert {r.headers["webhook-id"] for r in got} == {f"{cid}.system.replica_joined"}
+    listing = hook_server.cli("webhooks", "list", "--conversation", cid).stdout
+    assert f"{cid}.system.replica_joined" in listing and "\tdelivered\t3\t" in listing
+
+
+def test_gives_up_after_max_attempts_and_marks_failed(receiver, hook_client, hook_server) -> None:
+    receiver.plan["/down"] = [(500, {})] * 10
+    cid = create(hook_client, receiver.url("/down"))
+    receiver.wait_for("/down", 3)
+    time.sleep(0.5)
+    assert len(receiver.at("/down")) == 3  # --webhook-max-attempts 3, then no more
+    listing = hook_server.cli("webhooks", "list", "--conversation", cid, "--status", "failed").stdout
+    assert f"{cid}.system.replica_joined" in listing
+
+
+def test_no_retry_on_a_plain_4xx(receiver, hook_client, hook_server) -> None:
+    receiver.plan["/gone"] = [(410, {})]
+    cid = create(hook_client, receiver.url("/gone"))
+    receiver.wait_for("/gone", 1)
+    time.sleep(1.0)
+    assert len(receiver.at("/gone")) == 1
+    assert "\tfailed\t1\tHTTP 410\t" in hook_server.cli("webhooks", "list", "--conversation", cid).stdout
+
+
+def test_replay_sends_a_failed_event_again_with_the_same_id(receiver, hook_client, hook_server) -> None:
+    receiver.plan["/replay"] = [(410, {})]
+    cid = create(hook_client, receiver.url("/replay"))
+    first = receiver.wait_for("/replay", 1)[0]
+    time.sleep(0.3)
+    hook_server.cli("webhooks", "replay", f"{cid}.system.replica_joined")
+    second = receiver.wait_for("/replay", 2)[1]
+    assert second.headers["webhook-id"] == first.headers["webhook-id"] and second.body == first.body
+
+
+def test_a_private_target_is_refused_without_the_flag(receiver, server, client) -> None:
+    """The main test server runs without --allow-private-callbacks."""
+    cid = create(client, receiver.url("/private"))
+    client.post(f"/v2/conversations/{cid}/end")
+    deadline = time.monotonic() + 5
+    while True:
+        listing = server.cli("webhooks", "list", "--conversation", cid, "--status", "failed").stdout
+        if listing.count("\n") >= 1:
+            break
+        assert time.monotonic() < deadline, "the refused delivery was never marked failed"
+        time.sleep(0.1)
+    assert "refused callback target 127.0.0.1" in listing
+    assert receiver.at("/private") == []
+
+
+def test_test_mode_sends_nothing(receiver, hook_client, hook_server) -> None:
+    cid = create(hook_client, receiver.url("/test-mode"), test_mode=True)
+    hook_client.post(f"/v2/conversations/{cid}/end")
+    time.sleep(0.5)
+    assert receiver.at("/test-mode") == []
+    assert hook_server.cli("webhooks", "list", "--conversation", cid).stdout.strip() == ""
+
+
+def test_kill_9_with_deliveries_pending_loses_nothing(receiver, server_factory) -> None:
+    srv = server_factory(name="webhook-crash", extra_args=("--allow-private-callbacks",))
+    account = srv.create_key(name="crash")
+    receiver.plan["/crash"] = [(503, {})] * 10_000  # keep everything pending for now
+    with srv.client(account.key) as c:
+        cids = [create(c, receiver.url("/crash")) for _ in range(15)]
+        for cid in cids:
+            assert c.post(f"/v2/conversations/{cid}/end").status_code == 200
+    srv.kill()  # SIGKILL with deliveries pending and retries scheduled
+    receiver.plan["/crash"] = []
+    srv.start()
+    expected = {f"{cid}.{t}" for cid in cids for t in LIFECYCLE}
+    deadline = time.monotonic() + 20
+    while True:
+        delivered_ids = {r.headers["webhook-id"] for r in receiver.at("/crash")}
+        listing = srv.cli("webhooks", "list", "--status", "delivered", "--limit", "1000").stdout
+        if all(f"{i}\t" in listing for i in expected):
+            break
+        assert time.monotonic() < deadline, f"{len(expected - delivered_ids)} webhooks never arrived"
+        time.sleep(0.2)
+    assert delivered_ids == expected  # every id arrived, and no id that was not an event
+    with srv.client(account.key) as c:
+        for cid in cids:
+            assert c.get(f"/v2/conversations/{cid}").json()["status"] == "ended"
+    # in order per conversation: the last copy of each event arrived after the last copy of the one before
+    for cid in cids:
+        last_index = {
+            t: max(i for i, r in enumerate(receiver.at("/crash")) if r.headers["webhook-id"] == f"{cid}.{t}")
+            for t in LIFECYCLE
+        }
+        assert last_index[LIFECYCLE[0]] < last_index[LIFECYCLE[1]] < last_index[LIFECYCLE[2]]
