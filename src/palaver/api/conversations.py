@@ -104,6 +104,7 @@ async def get_conversation(
     body = _conversation(view.record, service)
     if verbose:
         body["events"] = view.events
+        body["webhook_deliveries"] = view.webhook_deliveries
     return JSONResponse(body)
 
 

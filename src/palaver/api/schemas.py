@@ -162,8 +162,27 @@ class ConversationEvent(BaseModel):
     webhook_url: str
 
 
+class WebhookAttempt(BaseModel):
+    at: str
+    status_code: int | None = Field(description="None when no HTTP response came (network error, refused target).")
+    latency_ms: float | None
+    error: str | None
+
+
+class WebhookDelivery(BaseModel):
+    event_id: str = Field(description="The webhook-id header; the same on every retry.")
+    event_type: str
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: list[WebhookAttempt]
+
+
 class VerboseConversation(Conversation):
     events: list[ConversationEvent] | None = Field(None, description="Only with verbose=true.")
+    webhook_deliveries: list[WebhookDelivery] | None = Field(
+        None,
+        description="Palaver's addition, only with verbose=true: each webhook sent to callback_url and its attempts.",
+    )
 
 
 class ConversationList(BaseModel):

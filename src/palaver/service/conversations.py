@@ -40,6 +40,7 @@ class CreateConversation:
 class ConversationView:
     record: ConversationRecord
     events: list[dict[str, Any]] | None = None
+    webhook_deliveries: list[dict[str, Any]] | None = None
 
 
 class ConversationService:
@@ -110,8 +111,34 @@ class ConversationService:
         record = await self._storage.get_conversation(account_id, self._visible_id(conversation_id))
         if record is None:
             raise InvalidId("conversation_id")
-        events = [e.envelope() for e in lifecycle.lifecycle_events(record.history)] if verbose else None
-        return ConversationView(record, events)
+        if not verbose:
+            return ConversationView(record)
+        events = [e.envelope() for e in lifecycle.lifecycle_events(record.history)]
+        return ConversationView(record, events, await self._deliveries(conversation_id))
+
+    async def _deliveries(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Palaver's addition to the verbose view: what became of each webhook, attempt by attempt."""
+        out = []
+        for d in await self._storage.list_deliveries(conversation_id=conversation_id):
+            attempts = [
+                {
+                    "at": iso_timestamp(a.at_epoch),
+                    "status_code": a.status_code,
+                    "latency_ms": None if a.latency_ms is None else round(a.latency_ms, 3),
+                    "error": a.error,
+                }
+                for a in await self._storage.list_attempts(d.delivery_id)
+            ]
+            out.append(
+                {
+                    "event_id": d.event_id,
+                    "event_type": d.event_type,
+                    "url": d.url,
+                    "status": d.status,
+                    "attempts": attempts,
+                }
+            )
+        return out
 
     async def list(
         self, account_id: str, *, status: str | None, limit: int, page: int
