@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, rooms
+from palaver.api import conversations, health, metrics, rooms
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
+from palaver.api.metrics import RequestMetrics
 from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
 from palaver.delivery.worker import DeliveryWorker
@@ -29,9 +30,13 @@ from palaver.storage import open_storage
 def create_app(
     settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None
 ) -> EndConversationFastPath:
-    """The ASGI app: the end endpoint's fast path in front of the FastAPI app (see api/fastpath.py)."""
+    """The ASGI app: the end endpoint's fast path in front of the FastAPI app (see api/fastpath.py).
+
+    Every request is counted for `GET /metrics` once: by the fast path for the end
+    route, by RequestMetrics, just inside it, for everything FastAPI answers.
+    """
     api = create_api(settings, clock=clock, on_ready=on_ready)
-    return EndConversationFastPath(api, api.state)
+    return EndConversationFastPath(RequestMetrics(api), api.state)
 
 
 def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Callable[[], Any] | None = None) -> FastAPI:
@@ -77,6 +82,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     app.include_router(conversations.router)
     app.include_router(rooms.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_error_handlers(app)
     install_openapi(app)
     # Added last, runs first: the key is checked before the body is even looked at.

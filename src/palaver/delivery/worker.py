@@ -18,11 +18,14 @@ from palaver.delivery.guard import RefusedTarget, check_target
 from palaver.delivery.sender import SendResult, send
 from palaver.domain.clock import Clock
 from palaver.domain.retry import DeliveryStatus, RetryPolicy, decide
+from palaver.metrics import observe_attempt
 from palaver.storage.base import AttemptRecord, DeliveryRecord, Storage
 
 log = logging.getLogger("palaver.webhooks")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# An attempt's outcome in palaver_webhook_attempts_total, from the delivery's resulting status.
+_OUTCOMES = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.PENDING: "retry", DeliveryStatus.FAILED: "failed"}
 
 
 class DeliveryWorker:
@@ -115,6 +118,7 @@ class DeliveryWorker:
             status = DeliveryStatus.FAILED if refused else decision.status
             attempt = AttemptRecord(delivery.delivery_id, 0, now, result.status_code, result.latency_ms, result.error)
             await self._storage.record_attempt(attempt, status, decision.next_attempt_at)
+            observe_attempt(_OUTCOMES[status], None if refused else result.latency_ms / 1000)
             if status is DeliveryStatus.FAILED:
                 log.warning("webhook %s to %s failed for good: %s", delivery.event_id, delivery.url, result.error)
         except Exception:

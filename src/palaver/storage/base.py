@@ -210,6 +210,14 @@ class Storage(Protocol):
         """End (if active) then soft- or hard-delete; False if not visible to this account."""
         ...
 
+    # metrics -----------------------------------------------------------------------
+    async def metrics_snapshot(self) -> dict[str, dict[str, int]]:
+        """Counts for `GET /metrics`, read at scrape time from every row stored (soft-deleted
+        included, hard-deleted gone), in one consistent read:
+        `{"conversations_by_status": {status: n}, "endings_by_reason": {shutdown_reason: n},
+        "deliveries_by_status": {status: n}}`. Only values present in the database appear."""
+        ...
+
 
 def open_storage(database_url: str, *, synchronous: str = "NORMAL") -> Storage:
     """Pick a backend from the URL scheme."""
