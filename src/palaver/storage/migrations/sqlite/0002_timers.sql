@@ -8,4 +8,7 @@ ALTER TABLE conversations ADD COLUMN ever_joined INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN last_left_epoch REAL;
 ALTER TABLE conversations ADD COLUMN deadline REAL;              -- epoch seconds; NULL when no timer runs
 ALTER TABLE conversations ADD COLUMN deadline_reason TEXT;       -- the shutdown_reason it fires with
-CREATE INDEX conversations_deadline ON conversations(deadline) WHERE status = 'active';
+-- Not partial on status: an end leaves its row's entry alone (the end path stays
+-- one index lighter) and the timer tick clears deadlines of ended rows once they
+-- come due, in the background.
+CREATE INDEX conversations_deadline ON conversations(deadline) WHERE deadline IS NOT NULL;
