@@ -27,6 +27,7 @@ Usage::
     /work/venv/bin/python benchmarks/run.py --n 2000 --rounds 2   # quick check
     /work/venv/bin/python benchmarks/run.py --only-baseline --n 5000
     /work/venv/bin/python benchmarks/run.py --skip-starlette      # no Starlette baseline
+    /work/venv/bin/python benchmarks/run.py --webhooks --n 5000 --rounds 3  # webhooks on vs off
 
 Exit status: 0 = run valid and targets met, 1 = run valid but a target
 missed, 2 = run invalid (errors, non-200 responses, wrong counts, crash).
@@ -53,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -217,14 +219,15 @@ class Wrk:
         self.time_limit = time_limit
         self.workdir = workdir
         # Distinct command lines, in order of first use (rounds repeat them).
-        self._commands: dict[str, str] = {}
+        self._commands: dict[str, list[str]] = {}
 
     @property
     def command_lines(self) -> list[str]:
-        return [f"[{kind}] {shown}" for shown, kind in self._commands.items()]
+        return [f"[{', '.join(kinds)}] {shown}" for shown, kinds in self._commands.items()]
 
     def run(self, label: str, script: Path, url: str, key: str,
-            script_arg: str, expected: int, kind: str | None = None) -> dict[str, Any]:
+            script_arg: str, expected: int, kind: str | None = None,
+            env: dict[str, str] | None = None) -> dict[str, Any]:
         """Run one wrk load of exactly ``expected`` requests and return figures.
 
         ``label`` names this run (log and output file); ``kind`` groups runs
@@ -241,7 +244,11 @@ class Wrk:
             url, "--", script_arg, str(threads),
         ]
         shown = " ".join(shlex.quote(c) for c in cmd).replace(key, "$API_KEY")
-        self._commands.setdefault(shown, kind or label)
+        if env:
+            shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shown
+        kinds = self._commands.setdefault(shown, [])
+        if (kind or label) not in kinds:
+            kinds.append(kind or label)
 
         out_lines: list[str] = []
         err_lines: list[str] = []
@@ -249,7 +256,8 @@ class Wrk:
         all_done = threading.Event()
 
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, text=True)
+                                stdin=subprocess.DEVNULL, text=True,
+                                env=dict(os.environ, **env) if env else None)
 
         def read_out() -> None:
             assert proc.stdout
@@ -435,7 +443,7 @@ def fake_ids(n: int, rng: random.Random) -> list[str]:
 # Servers under test and rounds
 
 
-class Target:
+class Target(ABC):
     """A server under test: started once, kept up for the whole run, loaded in
     every round (only one server is loaded at a time), stopped at the end."""
 
@@ -461,12 +469,14 @@ class Target:
             self.problem(msg)
 
     def load(self, phase: str, script: Path, script_arg: str, expected: int,
-             rnd: int | None) -> dict[str, Any]:
+             rnd: int | None, env: dict[str, str] | None = None,
+             tag: str = "") -> dict[str, Any]:
         """One wrk load against this server; ``rnd`` None means warm-up."""
         where = "warm-up" if rnd is None else f"r{rnd}"
-        kind = f"{self.name} {'warm-up ' if rnd is None else ''}{phase}"
+        kind = f"{self.name} {'warm-up ' if rnd is None else ''}{tag}{phase}"
         label = kind if rnd is None else f"{kind} r{rnd}"
-        r = self.wrk.run(label, script, self.url, self.key, script_arg, expected, kind=kind)
+        r = self.wrk.run(label, script, self.url, self.key, script_arg, expected,
+                         kind=kind, env=env)
         log(f"   {where:<7} {self.name:<9} {phase:<6} {fmt_result(r)}")
         for p in r["problems"]:
             self.problem(f"{where} {phase}: {p}")
@@ -479,14 +489,14 @@ class Target:
                              f"({describe_rc(self.server.proc.returncode)}); "
                              f"log {self.server.log_path}:\n{self.server.log_tail()}")
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def warmup(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def warmup(self) -> None: ...
 
-    def run_round(self, rnd: int) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def run_round(self, rnd: int) -> dict[str, Any]: ...
 
     def stop(self) -> None:
         if self.server is not None and self.server.proc is not None:
@@ -977,6 +987,333 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
 
 
 # ---------------------------------------------------------------------------
+# Webhooks mode (--webhooks): end throughput with webhooks on vs off, and the
+# delivery delay from an end's 200 to its system.shutdown at the receiver.
+
+RECEIVER_APP = HERE / "receiver.py"
+TARGET_WEBHOOK_COST = 0.20      # 1 - end req/s (on) / end req/s (off) must be below this
+TARGET_DELIVERY_P99_S = 1.0     # p99 of (system.shutdown arrival - ended_at)
+CREATE_BODY_ENV = "PALAVER_BENCH_CREATE_BODY"
+
+
+def parse_ended_at(value: str) -> float:
+    from datetime import datetime, timezone
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, q in [0, 100]."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))
+    return s[k]
+
+
+class WebhookBench:
+    def __init__(self, args: argparse.Namespace, wrk: Wrk, workdir: Path,
+                 problems: list[str]) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.problems = problems
+        if "--allow-private-callbacks" not in args.serve_arg:
+            args.serve_arg = [*args.serve_arg, "--allow-private-callbacks"]
+        self.pal = PalaverTarget(args, wrk, workdir, problems)
+        self.receiver: Server | None = None
+        self.rcv: httpx.Client | None = None
+        self.hook_url = ""
+        self.db_path = workdir / "palaver-bench.db"
+        self.ended_total = 0
+        self.shutdowns_expected = 0
+        self.joined_expected = 0
+
+    def start(self) -> None:
+        log(f"== Webhook receiver ({RECEIVER_APP.name})")
+        self.receiver = Server("receiver", [self.args.baseline_python, str(RECEIVER_APP),
+                                            "--host", "127.0.0.1", "--port", "0"],
+                               self.workdir / "receiver.log",
+                               start_timeout=self.args.start_timeout)
+        url = self.receiver.start()
+        self.hook_url = url + "/hook"
+        self.rcv = httpx.Client(base_url=url, timeout=60.0)
+        log(f"   receiving at {self.hook_url}")
+        self.pal.start()
+
+    def stop(self) -> None:
+        if self.rcv is not None:
+            self.rcv.close()
+        self.pal.stop()
+        if self.receiver is not None:
+            rc = self.receiver.stop()
+            log(f"   receiver stopped ({describe_rc(rc)})")
+
+    def body(self) -> str:
+        return json.dumps({"replica_id": "r90bbd427f71", "persona_id": "pcb7a34da5fe",
+                           "conversation_name": "bench", "callback_url": self.hook_url},
+                          separators=(",", ":"))
+
+    def counts(self) -> dict[str, Any]:
+        assert self.rcv is not None
+        return self.rcv.get("/counts").json()
+
+    def wait_event(self, event: str, expected: int, where: str) -> tuple[float, int]:
+        """Wait (bounded) until the receiver has ``expected`` distinct ``event``s.
+
+        Returns (seconds waited, how many were still missing)."""
+        t0 = time.monotonic()
+        deadline = t0 + self.args.webhook_wait
+        while True:
+            got = self.counts()["by_event"].get(event, 0)
+            if got >= expected:
+                return time.monotonic() - t0, 0
+            if time.monotonic() > deadline:
+                log(f"   !! {where}: gave up after {self.args.webhook_wait:.0f}s waiting "
+                    f"for {event}: {expected - got} of them not arrived")
+                return time.monotonic() - t0, expected - got
+            self.pal.ensure_alive(f"while waiting for {event}")
+            time.sleep(0.2)
+
+    def ended_at(self, ids: list[str]) -> dict[str, float]:
+        import sqlite3
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT conversation_id, ended_at FROM conversations "
+                               "WHERE ended_at IS NOT NULL").fetchall()
+        finally:
+            con.close()
+        want = set(ids)
+        return {cid: parse_ended_at(ts) for cid, ts in rows if cid in want}
+
+    def one(self, mode: str, n: int, rnd: int | None) -> dict[str, Any]:
+        """Create n + end n with webhooks ``mode`` ("off" / "on")."""
+        pal = self.pal
+        where = "warm-up" if rnd is None else f"r{rnd}"
+        on = mode == "on"
+        env = {CREATE_BODY_ENV: self.body()} if on else None
+        create = pal.load("create", CREATE_LUA, str(n), n, rnd, env=env, tag=f"{mode} ")
+        ids, _ = pal.collect_ids(n, f"{where} {mode}")
+        out: dict[str, Any] = {"create": create}
+        if on:
+            # Let the create's replica_joined deliveries drain first, so that
+            # the end phase measures the cost of the end's own webhooks.
+            self.joined_expected += len(ids)
+            waited, missing = self.wait_event("system.replica_joined", self.joined_expected,
+                                              f"{where} on")
+            out["joined_drain_s"] = waited
+            out["joined_missing"] = missing
+            log(f"   {where:<7} palaver   on     replica_joined drained {waited:.2f}s "
+                f"after create+list" + (f", {missing} missing" if missing else ""))
+        idfile = self.workdir / f"palaver-{mode}-ids.txt"
+        write_ids(idfile, ids)
+        end = pal.load("end", END_LUA, str(idfile), len(ids), rnd, tag=f"{mode} ")
+        wrk_done = time.time()
+        out["end"] = end
+        self.ended_total += len(ids)
+        assert pal.client is not None
+        active = total_count(pal.client, "active")
+        pal.check(active == 0, f"{where} {mode}: after end {active} still active")
+        if on:
+            self.shutdowns_expected += len(ids)
+            waited, missing = self.wait_event("system.shutdown", self.shutdowns_expected,
+                                              f"{where} on")
+            assert self.rcv is not None
+            first = self.rcv.get("/stats").json()
+            ended = self.ended_at(ids)
+            pal.check(len(ended) == len(ids),
+                      f"{where} on: ended_at found for {len(ended)} of {len(ids)}")
+            delays = []
+            arrivals = []
+            for cid, t_end in ended.items():
+                t = first.get(f"{cid}.system.shutdown")
+                if t is not None:
+                    delays.append(t - t_end)
+                    arrivals.append(t)
+            last_end = max(ended.values()) if ended else wrk_done
+            d: dict[str, Any] = {"arrived": len(delays), "expected": len(ids),
+                                 "missing": len(ids) - len(delays), "waited_s": waited}
+            if delays:
+                d.update(p50_s=pct(delays, 50), p99_s=pct(delays, 99),
+                         max_s=max(delays), min_s=min(delays),
+                         drain_after_last_end_s=max(arrivals) - last_end)
+                log(f"   {where:<7} palaver   on     system.shutdown: "
+                    f"{len(delays)}/{len(ids)} arrived, delay p50 {d['p50_s']*1000:.0f} ms "
+                    f"p99 {d['p99_s']*1000:.0f} ms max {d['max_s']*1000:.0f} ms; "
+                    f"backlog drained {d['drain_after_last_end_s']:.2f}s after the last end")
+            else:
+                log(f"   {where:<7} palaver   on     system.shutdown: none arrived")
+            out["delivery"] = d
+        pal.ensure_alive(f"during {where} {mode}")
+        return out
+
+    def run(self, results: dict[str, Any]) -> None:
+        args = self.args
+        if args.warmup:
+            log(f"== Warm-up: {args.warmup} creates + ends, webhooks off then on "
+                f"(not counted)")
+            results["warmup"] = {m: self.one(m, args.warmup, None) for m in ("off", "on")}
+            if self.problems:
+                log("   stopping: the warm-up had problems")
+                return
+        for rnd in range(1, args.rounds + 1):
+            order = ("off", "on") if rnd % 2 else ("on", "off")
+            log(f"== Round {rnd}/{args.rounds} (webhooks {order[0]}, then {order[1]})")
+            before = len(self.problems)
+            entry: dict[str, Any] = {"round": rnd, "order": list(order)}
+            for m in order:
+                entry[m] = self.one(m, args.n, rnd)
+            results["rounds"].append(entry)
+            if len(self.problems) > before:
+                log("   stopping after this round: it had problems")
+                break
+
+
+def webhook_report(args: argparse.Namespace, info: dict[str, Any],
+                   results: dict[str, Any], wrk: Wrk, problems: list[str]) -> dict[str, Any]:
+    rounds = results["rounds"]
+    log()
+    log("=" * 78)
+    log("Palaver benchmark: end with webhooks off vs on, and webhook delivery delay")
+    log("=" * 78)
+    log(f"Machine : {info['nproc']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}")
+    log(f"          Linux {info['kernel']}; wrk, Palaver and the receiver share these CPUs")
+    log(f"Software: Python {info['python']}, uvicorn {info['uvicorn']}, "
+        f"uvloop {info['uvloop']}, httptools {info['httptools']}, {info['wrk']}")
+    log(f"Palaver : commit {info['palaver_commit']}, one server for both modes, "
+        f"serve args: {' '.join(args.serve_arg)}")
+    log(f"Load    : N={args.n} conversations per phase, {args.connections} connections, "
+        f"{args.threads} wrk threads")
+    log(f"Rounds  : {len(rounds)} of {args.rounds} completed; each round = webhooks off "
+        f"and webhooks on, order alternated")
+    log(f"          warm-up {args.warmup} creates+ends per mode (not counted)")
+    log("Webhooks: 'on' conversations are created with callback_url = a local receiver "
+        "(receiver.py,")
+    log("          raw ASGI on uvicorn, answers 200 at once). Before the end phase the "
+        "create's")
+    log("          replica_joined deliveries are waited for, so 'end on' carries only "
+        "the end's webhooks.")
+    log("Delay   : system.shutdown arrival at the receiver (time.time()) minus the "
+        "conversation's")
+    log("          ended_at in the database, which is committed just before the end's "
+        "200; it stands")
+    log("          in for the time of the 200.  Drain = last shutdown arrival - last "
+        "ended_at.")
+    log()
+    log("Per round: end req/s, p50 and p99 ms; delivery of system.shutdown")
+    log(f"{'round':>5} {'first':<5}| {'end, webhooks off':^24} | {'end, webhooks on':^24} | "
+        f"{'cost':>6} | {'delay p50':>9} {'p99':>8} {'max':>8} {'drain':>8} {'missing':>7}")
+    for e in rounds:
+        off, on = e["off"]["end"], e["on"]["end"]
+        d = e["on"]["delivery"]
+        cost = 1 - on["rps"] / off["rps"] if off["rps"] else float("nan")
+        if d.get("arrived"):
+            dl = (f"{d['p50_s']*1000:7.0f}ms {d['p99_s']*1000:6.0f}ms {d['max_s']*1000:6.0f}ms "
+                  f"{d['drain_after_last_end_s']:7.2f}s")
+        else:
+            dl = f"{'-':>9} {'-':>8} {'-':>8} {'-':>8}"
+        log(f"{e['round']:>5} {e['order'][0]:<5}| {off['rps']:7.0f} {off['p50_ms']:7.2f} "
+            f"{off['p99_ms']:7.2f} | {on['rps']:7.0f} {on['p50_ms']:7.2f} {on['p99_ms']:7.2f} | "
+            f"{cost:6.1%} | {dl} {d['missing']:>7}")
+    log("(cost = 1 - end req/s on / end req/s off in that round; replica_joined drain "
+        "before the end phase, s: "
+        + ", ".join(f"{e['on'].get('joined_drain_s', 0):.1f}" for e in rounds) + ")")
+    log()
+
+    targets: dict[str, Any] = {}
+    med: dict[str, Any] = {}
+    if rounds:
+        for m in ("off", "on"):
+            med[m] = {k: statistics.median(e[m]["end"][k] for e in rounds)
+                      for k in ("rps", "p50_ms", "p99_ms")}
+        dels = [e["on"]["delivery"] for e in rounds if e["on"]["delivery"].get("arrived")]
+        if dels:
+            med["delivery"] = {k: statistics.median(d[k] for d in dels)
+                               for k in ("p50_s", "p99_s", "max_s",
+                                         "drain_after_last_end_s")}
+        med["missing_total"] = sum(e["on"]["delivery"]["missing"] for e in rounds)
+        log(f"Median of {len(rounds)} round{'s' if len(rounds) != 1 else ''}")
+        log(f"  end, webhooks off : {med['off']['rps']:7.0f} req/s  p50 "
+            f"{med['off']['p50_ms']:6.2f} ms  p99 {med['off']['p99_ms']:6.2f} ms")
+        log(f"  end, webhooks on  : {med['on']['rps']:7.0f} req/s  p50 "
+            f"{med['on']['p50_ms']:6.2f} ms  p99 {med['on']['p99_ms']:6.2f} ms")
+        cost = 1 - med["on"]["rps"] / med["off"]["rps"] if med["off"]["rps"] else None
+        if "delivery" in med:
+            md = med["delivery"]
+            log(f"  shutdown delivery : p50 {md['p50_s']*1000:.0f} ms  p99 "
+                f"{md['p99_s']*1000:.0f} ms  max {md['max_s']*1000:.0f} ms  "
+                f"backlog drained {md['drain_after_last_end_s']:.2f} s after the last end")
+        log(f"  shutdowns not arrived when the wait ({args.webhook_wait:.0f}s) ended, all "
+            f"rounds: {med['missing_total']}")
+        log()
+        log("Targets (on the medians)")
+        if cost is not None:
+            ok = cost < TARGET_WEBHOOK_COST
+            targets["webhook_cost"] = {"value": cost, "target": TARGET_WEBHOOK_COST,
+                                       "pass": ok}
+            log(f"  end throughput cost of webhooks < {TARGET_WEBHOOK_COST:.0%} : "
+                f"{cost:7.1%}   {'PASS' if ok else 'FAIL'}")
+        if "delivery" in med:
+            p99 = med["delivery"]["p99_s"]
+            ok = p99 < TARGET_DELIVERY_P99_S and med["missing_total"] == 0
+            targets["delivery_p99_s"] = {"value": p99, "target": TARGET_DELIVERY_P99_S,
+                                         "missing": med["missing_total"], "pass": ok}
+            log(f"  shutdown delivery p99 < {TARGET_DELIVERY_P99_S:.0f} s          : "
+                f"{p99:7.3f} s {'PASS' if ok else 'FAIL'}"
+                + ("  (and some never arrived)" if med["missing_total"] else ""))
+        log()
+    valid = not problems
+    if valid:
+        log("Correctness: every request answered 200, counts verified through the API.")
+    else:
+        log("Correctness: RUN INVALID -- figures above are not trustworthy:")
+        for p in problems:
+            log(f"  - {p}")
+    log()
+    log("wrk command lines ($API_KEY stands for the key used; the same in every round):")
+    for line in wrk.command_lines:
+        log(f"  {line}")
+    log()
+    if not valid:
+        verdict = "INVALID"
+    elif len(targets) < 2:
+        verdict = "INCOMPLETE"
+    else:
+        verdict = "PASS" if all(t["pass"] for t in targets.values()) else "FAIL"
+    log(f"Overall: {verdict}")
+    return {"verdict": verdict, "machine": info, "mode": "webhooks",
+            "params": {"n": args.n, "rounds": args.rounds, "connections": args.connections,
+                       "threads": args.threads, "warmup": args.warmup,
+                       "webhook_wait": args.webhook_wait},
+            "rounds": rounds, "warmup": results.get("warmup"), "median": med,
+            "targets": targets, "problems": problems, "wrk_commands": wrk.command_lines}
+
+
+def webhook_main(args: argparse.Namespace, wrk: Wrk, workdir: Path,
+                 info: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {"rounds": []}
+    bench = WebhookBench(args, wrk, workdir, problems)
+    started = time.monotonic()
+    try:
+        try:
+            bench.start()
+            bench.run(results)
+        finally:
+            log("== Stopping servers")
+            bench.stop()
+    except BenchError as exc:
+        problems.append(str(exc))
+        log(f"error: {exc}")
+    except httpx.HTTPError as exc:
+        problems.append(f"API request failed: {exc!r}")
+        log(f"error: API request failed: {exc!r}")
+    except KeyboardInterrupt:
+        problems.append("interrupted")
+        log("interrupted")
+    log(f"total time {time.monotonic() - started:.1f}s")
+    return webhook_report(args, info, results, wrk, problems)
+
+
+# ---------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1024,6 +1361,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--skip-starlette too, only Palaver runs)")
     p.add_argument("--skip-starlette", action="store_true",
                    help="do not run the minimal Starlette baseline (no reference ratio)")
+    p.add_argument("--webhooks", action="store_true",
+                   help="webhooks mode: Palaver only, one server with "
+                        "--allow-private-callbacks; every round ends N conversations "
+                        "with webhooks off and N with a local receiver as callback_url, "
+                        "and measures the system.shutdown delivery delay")
+    p.add_argument("--webhook-wait", type=float, default=120.0,
+                   help="webhooks mode: at most this many seconds to wait for the "
+                        "deliveries of a phase to arrive (default 120)")
     p.add_argument("--wrk", default="wrk", help="wrk binary (default: wrk on PATH)")
     p.add_argument("--wrk-time-limit", type=int, default=300,
                    help="upper bound in seconds for a single wrk run (default 300)")
@@ -1060,6 +1405,17 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args)
     wrk = Wrk(args.wrk, args.threads, args.connections, args.wrk_time_limit, workdir)
     problems: list[str] = []
+    if args.webhooks:
+        log(f"workdir {workdir}")
+        report = webhook_main(args, wrk, workdir, info, problems)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            log(f"figures written to {args.json}")
+        if problems and temporary:
+            log(f"logs and id files kept in {workdir}")
+        elif temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 0}.get(report["verdict"], 2)
     targets: list[Target] = []
     rounds: list[dict[str, Any]] = []
     pal: PalaverTarget | None = None

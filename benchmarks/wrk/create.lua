@@ -6,12 +6,17 @@
 -- TOTAL and T (the same value as -t) come after "--".  The API key is passed
 -- with -H so that it lands in wrk.headers.  See common.lua for how the
 -- request count is enforced and how results are reported (WRK_JSON line).
+--
+-- The JSON body can be replaced with the environment variable
+-- PALAVER_BENCH_CREATE_BODY (run.py --webhooks uses it to add a callback_url).
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(here .. "common.lua")
 
 local BODY = '{"replica_id":"r90bbd427f71","persona_id":"pcb7a34da5fe",'
           .. '"conversation_name":"bench"}'
+local env_body = os.getenv("PALAVER_BENCH_CREATE_BODY")
+if env_body and env_body ~= "" then BODY = env_body end
 
 setup = common.setup
 done = common.done
