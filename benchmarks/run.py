@@ -915,7 +915,6 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
         log()
 
     targets_out: dict[str, Any] = {}
-    valid = not problems
     log("Targets (on the medians)")
     end_ratio = ratios.get("end")
     if end_ratio is not None:
@@ -938,28 +937,9 @@ def print_report(args: argparse.Namespace, info: dict[str, Any],
             f"(needs Palaver)")
     log()
 
-    if valid:
-        log("Correctness: every request answered 200, counts verified through the API.")
-        if verify:
-            log(f"             Afterwards {verify['active']} active, {verify['ended']} "
-                f"ended = {verify['rounds']} rounds x {args.n} + {args.warmup} warm-up.")
-    else:
-        log("Correctness: RUN INVALID -- figures above are not trustworthy:")
-        for p in problems:
-            log(f"  - {p}")
-    log()
-    log("wrk command lines ($API_KEY stands for the key used; the same in every round):")
-    for line in wrk.command_lines:
-        log(f"  {line}")
-    log()
-
-    if not valid:
-        verdict = "INVALID"
-    elif len(targets_out) < 2:
-        verdict = "INCOMPLETE"
-    else:
-        verdict = "PASS" if all(t["pass"] for t in targets_out.values()) else "FAIL"
-    log(f"Overall: {verdict}")
+    verdict = close_report(problems, wrk, targets_out, (
+        [f"Afterwards {verify['active']} active, {verify['ended']} "
+         f"ended = {verify['rounds']} rounds x {args.n} + {args.warmup} warm-up."] if verify else []))
 
     return {
         "verdict": verdict,
@@ -1261,25 +1241,7 @@ def webhook_report(args: argparse.Namespace, info: dict[str, Any],
                 f"{p99:7.3f} s {'PASS' if ok else 'FAIL'}"
                 + ("  (and some never arrived)" if med["missing_total"] else ""))
         log()
-    valid = not problems
-    if valid:
-        log("Correctness: every request answered 200, counts verified through the API.")
-    else:
-        log("Correctness: RUN INVALID -- figures above are not trustworthy:")
-        for p in problems:
-            log(f"  - {p}")
-    log()
-    log("wrk command lines ($API_KEY stands for the key used; the same in every round):")
-    for line in wrk.command_lines:
-        log(f"  {line}")
-    log()
-    if not valid:
-        verdict = "INVALID"
-    elif len(targets) < 2:
-        verdict = "INCOMPLETE"
-    else:
-        verdict = "PASS" if all(t["pass"] for t in targets.values()) else "FAIL"
-    log(f"Overall: {verdict}")
+    verdict = close_report(problems, wrk, targets, [])
     return {"verdict": verdict, "machine": info, "mode": "webhooks",
             "params": {"n": args.n, "rounds": args.rounds, "connections": args.connections,
                        "threads": args.threads, "warmup": args.warmup,
@@ -1383,6 +1345,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.threads < 1 or args.connections < args.threads:
         p.error("need --threads >= 1 and --connections >= --threads")
     return args
+
+
+
+def close_report(problems: list[str], wrk: Any, targets: dict[str, Any], verified: list[str]) -> str:
+    """The closing lines every mode prints (correctness, wrk command lines, verdict); returns the verdict."""
+    if not problems:
+        log("Correctness: every request answered 200, counts verified through the API.")
+        for line in verified:
+            log(f"             {line}")
+    else:
+        log("Correctness: RUN INVALID -- figures above are not trustworthy:")
+        for p in problems:
+            log(f"  - {p}")
+    log()
+    log("wrk command lines ($API_KEY stands for the key used; the same in every round):")
+    for line in wrk.command_lines:
+        log(f"  {line}")
+    log()
+    if problems:
+        verdict = "INVALID"
+    elif len(targets) < 2:
+        verdict = "INCOMPLETE"
+    else:
+        verdict = "PASS" if all(t["pass"] for t in targets.values()) else "FAIL"
+    log(f"Overall: {verdict}")
+    return verdict
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -248,12 +248,10 @@ class _GroupCommitter:
             for op in ops:
                 results.append(_in_savepoint(conn, op.fn))
             if ends:
-                # No savepoint needed: the only write is one UPDATE statement,
-                # which SQLite undoes by itself if it fails.
-                try:
-                    end_results = [(True, o) for o in _end_many(conn, ends)]
-                except sqlite3.Error as exc:
-                    end_results = [(False, exc)] * len(ends)
+                # In a savepoint of its own: besides the UPDATE, the ends write slot
+                # counters and outbox rows, and they stand or fall together.
+                ok, value = _in_savepoint(conn, lambda c: _end_many(c, ends))
+                end_results = [(True, o) for o in value] if ok else [(False, value)] * len(ends)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the batch did not commit: nobody succeeded
             if conn.in_transaction:
