@@ -1123,6 +1123,12 @@ class WebhookBench:
             else:
                 log(f"   {where:<7} palaver   on     system.shutdown: none arrived")
             out["delivery"] = d
+            # The transcripts go out after the shutdowns: let them drain too, so
+            # that the next phase does not share the machine with this one's backlog.
+            waited, missing = self.wait_event("application.transcription_ready",
+                                              self.shutdowns_expected, f"{where} on")
+            d["transcripts_drained_s"] = waited
+            d["transcripts_missing"] = missing
         pal.ensure_alive(f"during {where} {mode}")
         return out
 

@@ -17,14 +17,15 @@ from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
 from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
-from palaver.delivery.worker import DeliveryWorker
+from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
-from palaver.domain.retry import RetryPolicy
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.timers import TimerService
+from palaver.service.webhooks import trim_outbox_forever
 from palaver.settings import Settings
 from palaver.storage import open_storage
+from palaver.storage.base import open_ledger
 
 
 def create_app(
@@ -46,28 +47,31 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = open_storage(settings.database_url, synchronous=settings.sqlite_synchronous)
         await storage.migrate()
+        ledger = open_ledger(settings.database_url)
+        await ledger.migrate()
         app.state.storage = storage
+        app.state.ledger = ledger
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
-        app.state.conversations = ConversationService(storage, clock, settings.public_url)
+        app.state.conversations = ConversationService(storage, clock, settings.public_url, ledger=ledger)
         app.state.timers = TimerService(storage, clock)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
-        timer_task = asyncio.create_task(app.state.timers.run(), name="palaver-timers")
-        app.state.deliveries = DeliveryWorker(
-            storage,
-            clock,
-            policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
-            allow_private=settings.allow_private_callbacks,
-        )
-        delivery_task = asyncio.create_task(app.state.deliveries.run(), name="palaver-webhooks")
+        tasks = [
+            asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
+            asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"),
+        ]
+        worker = delivery_process.spawn(settings) if settings.delivery_process else None
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
-            for task in (timer_task, delivery_task):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if worker is not None:
+                await asyncio.to_thread(delivery_process.stop, worker)
+            await ledger.close()
             await storage.close()
 
     app = FastAPI(

@@ -7,7 +7,7 @@ import gc
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import click
 
@@ -16,6 +16,7 @@ from palaver.domain.clock import SystemClock, iso_timestamp
 from palaver.service.keys import UnknownAccount, issue_key
 from palaver.settings import Settings, default_database_url
 from palaver.storage import Storage, open_storage
+from palaver.storage.base import DeliveryLedger, open_ledger
 
 T = TypeVar("T")
 GC_GEN0_THRESHOLD = 20_000
@@ -28,19 +29,38 @@ database_option = click.option(
 )
 
 
-def _with_storage(database_url: str, work: Callable[[Storage], Awaitable[T]]) -> T:
+class _Store(Protocol):
+    async def migrate(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Store)
+
+
+def _with(store: Callable[[str], S], database_url: str, work: Callable[[S], Awaitable[T]]) -> T:
+    """Open (and migrate) a store for one command, run `work` on it, close it."""
+
     async def run() -> T:
-        storage = open_storage(database_url)
+        opened = store(database_url)
         try:
-            await storage.migrate()
-            return await work(storage)
+            await opened.migrate()
+            return await work(opened)
         finally:
-            await storage.close()
+            await opened.close()
 
     try:
         return asyncio.run(run())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _with_storage(database_url: str, work: Callable[[Storage], Awaitable[T]]) -> T:
+    return _with(open_storage, database_url, work)
+
+
+def _with_ledger(database_url: str, work: Callable[[DeliveryLedger], Awaitable[T]]) -> T:
+    return _with(open_ledger, database_url, work)
 
 
 @click.group()
@@ -70,6 +90,11 @@ def main() -> None:
 )
 @click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
+@click.option(
+    "--no-delivery",
+    is_flag=True,
+    help="Do not start the webhook delivery worker (run `palaver deliver` yourself, or send no webhooks).",
+)
 def serve(
     host: str,
     port: int,
@@ -79,8 +104,9 @@ def serve(
     allow_private_callbacks: bool,
     webhook_max_attempts: int,
     webhook_max_age: float,
+    no_delivery: bool,
 ) -> None:
-    """Start the API server (migrations are applied first)."""
+    """Start the API server and its webhook delivery worker (migrations are applied first)."""
     import uvicorn
 
     from palaver.app import create_app
@@ -103,6 +129,7 @@ def serve(
         allow_private_callbacks=allow_private_callbacks,
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
+        delivery_process=not no_delivery,
     )
 
     def ready() -> None:
@@ -216,19 +243,52 @@ def webhooks() -> None:
 def webhooks_list(conversation_id: str | None, status: str | None, limit: int, database_url: str) -> None:
     """One line per event: id, conversation, type, status, attempts, last result, URL."""
 
-    async def work(storage: Storage) -> None:
-        for d in await storage.list_deliveries(conversation_id=conversation_id, status=status, limit=limit):
+    async def work(ledger: DeliveryLedger) -> None:
+        for d in await ledger.list_deliveries(conversation_id=conversation_id, status=status, limit=limit):
             last = d.last_error or (str(d.last_status_code) if d.last_status_code else "-")
             click.echo(f"{d.event_id}\t{d.conversation_id}\t{d.event_type}\t{d.status}\t{d.attempts}\t{last}\t{d.url}")
 
-    _with_storage(database_url, work)
+    _with_ledger(database_url, work)
 
 
 @webhooks.command("replay")
 @click.argument("event_id")
 @database_option
 def webhooks_replay(event_id: str, database_url: str) -> None:
-    """Send a delivered or failed event again (a running server picks it up within a second)."""
-    if not _with_storage(database_url, lambda s: s.replay_delivery(event_id)):
+    """Send a delivered or failed event again (the delivery worker picks it up within a second)."""
+    found = _with_ledger(database_url, lambda ledger: ledger.find_delivery(event_id))
+    if found is None or found.status == "pending":
         raise click.ClickException(f"no delivered or failed event {event_id}")
+    _with_storage(database_url, lambda s: s.request_replay(event_id, found.conversation_id))
     click.echo(f"queued {event_id}")
+
+
+@main.command()
+@database_option
+@click.option(
+    "--allow-private-callbacks",
+    is_flag=True,
+    help="Deliver webhooks to loopback/private addresses too (local development and tests).",
+)
+@click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
+@click.option("--niceness", type=click.IntRange(0, 19), default=10, show_default=True, help="Scheduling priority.")
+@click.option("--parent-pipe", is_flag=True, hidden=True, help="Stop when standard input closes (used by serve).")
+def deliver(
+    database_url: str,
+    allow_private_callbacks: bool,
+    webhook_max_attempts: int,
+    webhook_max_age: float,
+    niceness: int,
+    parent_pipe: bool,
+) -> None:
+    """Run the webhook delivery worker (`palaver serve` starts one; use this with --no-delivery)."""
+    from palaver.delivery import process
+
+    settings = Settings(
+        database_url=database_url,
+        allow_private_callbacks=allow_private_callbacks,
+        webhook_max_attempts=webhook_max_attempts,
+        webhook_max_age=webhook_max_age,
+    )
+    process.run(settings, parent_pipe=parent_pipe, niceness=niceness)

@@ -3,22 +3,25 @@
 Two kinds, in one registry of Palaver's own (never prometheus_client's global
 default, so nothing else registered in the process can clash with it):
 
-* counted in this process since it started: HTTP requests (api/metrics.py),
-  webhook attempts and their latency (delivery/worker.py);
-* read from the database at scrape time (`Storage.metrics_snapshot`):
-  conversations by status, endings by reason, webhook deliveries by status.
-  These are right across restarts and across processes sharing the database.
+* counted in this process since it started: HTTP requests (api/metrics.py);
+* read from the databases at scrape time: conversations by status and endings
+  by reason (`Storage.metrics_snapshot`), webhook deliveries by status, attempts
+  by outcome and their latency (`DeliveryLedger.totals`, written by the delivery
+  worker, a process of its own). These are right across restarts and across
+  processes sharing the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from palaver.domain.conversation import ShutdownReason, Status
 from palaver.domain.retry import DeliveryStatus
+from palaver.storage.sqlite_ledger import LATENCY_BUCKETS
 
 # The classic text format. prometheus_client's CONTENT_TYPE_LATEST names
 # version 1.0.0 in recent releases; every Prometheus version reads 0.0.4, and
@@ -65,39 +68,17 @@ class RequestCounts:
 HTTP_REQUESTS = RequestCounts()
 REGISTRY.register(HTTP_REQUESTS)
 
-WEBHOOK_ATTEMPTS = Counter(
-    "palaver_webhook_attempts",
-    "Webhook delivery attempts made by this process, by outcome: delivered (2xx), retry (will be sent "
-    "again), failed (given up for good).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-for _outcome in ("delivered", "retry", "failed"):
-    WEBHOOK_ATTEMPTS.labels(_outcome)
-
-WEBHOOK_LATENCY = Histogram(
-    "palaver_webhook_delivery_latency_seconds",
-    "Duration of each webhook delivery attempt's HTTP request (until the answer was read or the request failed).",
-    registry=REGISTRY,
-)
-
-
-def observe_attempt(outcome: str, latency_seconds: float | None) -> None:
-    """One webhook attempt; `latency_seconds` is None when no request was made (refused target)."""
-    WEBHOOK_ATTEMPTS.labels(outcome).inc()
-    if latency_seconds is not None:
-        WEBHOOK_LATENCY.observe(latency_seconds)
-
 
 class _DatabaseCollector:
     """The database-derived families, from the snapshot `render` was handed (none outside `render`)."""
 
     def __init__(self) -> None:
         self.snapshot: dict[str, dict[str, int]] | None = None
+        self.ledger: dict[str, Any] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self.snapshot
-        if snapshot is None:
+        snapshot, ledger = self.snapshot, self.ledger
+        if snapshot is None or ledger is None:
             return
         conversations = GaugeMetricFamily(
             "palaver_conversations",
@@ -121,12 +102,36 @@ class _DatabaseCollector:
 
         deliveries = GaugeMetricFamily(
             "palaver_webhook_deliveries",
-            "Webhooks in the outbox, by status (pending, delivered, failed). Read from the database at scrape time.",
+            "Webhooks in the delivery ledger, by status (pending, delivered, failed). Read at scrape time; "
+            "changes the delivery worker has not taken from the outbox yet are not counted.",
             labels=["status"],
         )
-        for status, count in _with_zeros(snapshot["deliveries_by_status"], [s.value for s in DeliveryStatus]):
+        for status, count in _with_zeros(ledger["by_status"], [s.value for s in DeliveryStatus]):
             deliveries.add_metric([status], count)
         yield deliveries
+
+        totals: dict[str, float] = ledger["totals"]
+        attempts = CounterMetricFamily(
+            "palaver_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered (2xx), retry (will be sent again), failed "
+            "(given up for good). Kept by the delivery worker in its ledger.",
+            labels=["outcome"],
+        )
+        for outcome in ("delivered", "retry", "failed"):
+            attempts.add_metric([outcome], totals.get(f"outcome:{outcome}", 0))
+        yield attempts
+
+        cumulative, buckets = 0.0, []
+        for bound in LATENCY_BUCKETS:
+            cumulative += totals.get(f"le:{bound}", 0)
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        yield HistogramMetricFamily(
+            "palaver_webhook_delivery_latency_seconds",
+            "Duration of each webhook delivery attempt's HTTP request (until the answer was read or the "
+            "request failed); refused targets make no request and are not counted.",
+            buckets=buckets,
+            sum_value=totals.get("latency_sum", 0.0),
+        )
 
 
 def _with_zeros(counts: dict[str, int], known: list[str]) -> list[tuple[str, int]]:
@@ -138,11 +143,11 @@ _DATABASE = _DatabaseCollector()
 REGISTRY.register(_DATABASE)
 
 
-def render(snapshot: dict[str, dict[str, int]]) -> bytes:
-    """The whole exposition: this process's counters plus the database snapshot given."""
+def render(snapshot: dict[str, dict[str, int]], ledger: dict[str, Any]) -> bytes:
+    """The whole exposition: this process's counters plus the database snapshots given."""
     # generate_latest is synchronous, so no other render can run in between.
-    _DATABASE.snapshot = snapshot
+    _DATABASE.snapshot, _DATABASE.ledger = snapshot, ledger
     try:
         return generate_latest(REGISTRY)
     finally:
-        _DATABASE.snapshot = None
+        _DATABASE.snapshot = _DATABASE.ledger = None

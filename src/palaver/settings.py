@@ -24,3 +24,7 @@ class Settings:
     allow_private_callbacks: bool = False
     webhook_max_attempts: int = 8
     webhook_max_age: float = 86_400.0
+    # `palaver serve` runs webhook delivery in a process of its own (delivery/process.py);
+    # the in-process app used by tests leaves it off.
+    delivery_process: bool = False
+    delivery_niceness: int = 10

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -246,3 +249,66 @@ def test_kill_9_with_deliveries_pending_loses_nothing(receiver, server_factory) 
             for t in LIFECYCLE
         }
         assert last_index[LIFECYCLE[0]] < last_index[LIFECYCLE[1]] < last_index[LIFECYCLE[2]]
+
+
+def _delivery_children(pid: int) -> list[int]:
+    """The `palaver deliver` processes a server started (Linux: /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"deliver" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_delivery_worker_is_a_lower_priority_child_that_dies_with_its_server(server_factory) -> None:
+    srv = server_factory(name="webhook-child")
+    assert srv.proc is not None
+    (child,) = _delivery_children(srv.proc.pid)
+    deadline = time.monotonic() + 10  # it lowers its own priority as it starts
+    while int((Path("/proc") / str(child) / "stat").read_text().rsplit(")", 1)[1].split()[16]) != 10:
+        assert time.monotonic() < deadline, "the delivery worker kept the server's priority"
+        time.sleep(0.05)
+    srv.kill()  # SIGKILL: no chance to stop the child itself
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, "the delivery worker outlived its server"
+        time.sleep(0.05)
+    srv.start()
+    assert len(_delivery_children(srv.proc.pid)) == 1
+
+
+def test_no_delivery_then_palaver_deliver_sends_what_was_waiting(receiver, server_factory) -> None:
+    srv = server_factory(name="webhook-separate", extra_args=("--allow-private-callbacks", "--no-delivery"))
+    account = srv.create_key(name="separate")
+    with srv.client(account.key) as c:
+        cid = create(c, receiver.url("/separate"))
+        c.post(f"/v2/conversations/{cid}/end")
+    time.sleep(0.5)
+    assert receiver.at("/separate") == []  # nobody delivers
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "palaver", "deliver", "--database-url", srv.database_url, "--allow-private-callbacks"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        got = receiver.wait_for("/separate", 3)
+        assert [r.headers["webhook-id"] for r in got] == [f"{cid}.{t}" for t in LIFECYCLE]
+    finally:
+        worker.terminate()
+        worker.wait(10)

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from palaver.metrics import CONTENT_TYPE, HTTP_REQUESTS, render
-from palaver.storage.base import Storage
+from palaver.storage.base import DeliveryLedger, Storage
 
 UNMATCHED = "unmatched"
 
@@ -32,8 +32,9 @@ router = APIRouter(tags=["Operations"])
 )
 async def metrics(request: Request) -> Response:
     storage: Storage = request.app.state.storage
+    ledger: DeliveryLedger = request.app.state.ledger
     snapshot = await storage.metrics_snapshot()
-    return Response(render(snapshot), media_type=CONTENT_TYPE)
+    return Response(render(snapshot, await ledger.totals()), media_type=CONTENT_TYPE)
 
 
 class RequestMetrics:

@@ -1,112 +1,251 @@
-"""The outbox worker: sends what storage says is due, records every attempt.
+"""The delivery worker: takes changes from the outbox, renders their webhooks, sends them, records every attempt.
 
-It keeps nothing that matters in memory: the outbox rows are the queue, so a
-crash or restart resumes where the database says. Events of one conversation
-go out one at a time, in order (storage only offers the first pending one of
-each conversation); different conversations go out in parallel, up to
-`concurrency` at once, without ever blocking request handling.
+It runs in a process of its own (`palaver deliver`, started by `palaver serve`;
+see delivery/process.py), because sending tens of thousands of webhooks a
+second is CPU work that would otherwise be taken from request handling on the
+server's event loop. It only reads the main database; what became of each
+webhook goes to the delivery ledger (storage/sqlite_ledger.py).
+
+What matters is on disk: an outbox change is taken into the ledger, rendered,
+in the same ledger transaction that advances the cursor, and a delivery stays
+pending in the ledger until its outcome is recorded. A crash at any point is
+followed by sending again what was not recorded (at least once, same
+webhook-id). The in-memory queues only make the common path cheap: no query
+per webhook to find what is due.
+
+Events of one conversation go out one at a time, in order; different
+conversations go out in parallel, up to `concurrency` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import json
 import logging
+from collections import deque
+from dataclasses import replace
 
-import httpx
-
-from palaver.delivery.guard import RefusedTarget, check_target
-from palaver.delivery.sender import SendResult, send
+from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
+from palaver.domain.conversation import lifecycle_events
 from palaver.domain.retry import DeliveryStatus, RetryPolicy, decide
-from palaver.metrics import observe_attempt
-from palaver.storage.base import AttemptRecord, DeliveryRecord, Storage
+from palaver.storage.base import (
+    AttemptRecord,
+    AttemptResult,
+    DeliveryLedger,
+    DeliveryRecord,
+    NewDelivery,
+    OutboxChange,
+    Storage,
+)
 
 log = logging.getLogger("palaver.webhooks")
 
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # An attempt's outcome in palaver_webhook_attempts_total, from the delivery's resulting status.
 _OUTCOMES = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.PENDING: "retry", DeliveryStatus.FAILED: "failed"}
+SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
+
+
+def render(changes: list[OutboxChange]) -> tuple[list[NewDelivery], list[str], list[str]]:
+    """The deliveries outbox changes imply, and the conversations to purge and events to replay.
+
+    A change names what happened; its events come from the conversation's facts
+    (domain/conversation.py), the same function the verbose view uses, so the
+    bodies agree with it byte for byte. A conversation that is gone (hard
+    deleted) renders nothing.
+    """
+    new: list[NewDelivery] = []
+    purge: list[str] = []
+    replay: list[str] = []
+    for change in changes:
+        if change.change == "purged":
+            purge.append(change.conversation_id)
+            continue
+        if change.change == "replay":
+            if change.detail:
+                replay.append(change.detail)
+            continue
+        history, account_id = change.history, change.account_id
+        if history is None or account_id is None or not history.callback_url:
+            continue
+        events = lifecycle_events(history)
+        chosen = events[:1] if change.change == "created" else events[1:]
+        for event in chosen:
+            body = json.dumps(event.envelope(), separators=(",", ":"))
+            new.append(
+                NewDelivery(
+                    event.event_id,
+                    event.conversation_id,
+                    account_id,
+                    event.event_type,
+                    event.webhook_url,
+                    body,
+                    change.at_epoch,
+                )
+            )
+    return new, purge, replay
 
 
 class DeliveryWorker:
     def __init__(
         self,
         storage: Storage,
+        ledger: DeliveryLedger,
         clock: Clock,
         *,
         policy: RetryPolicy | None = None,
         allow_private: bool = False,
-        concurrency: int = 32,
-        poll_interval: float = 0.05,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        concurrency: int = 64,
+        poll_interval: float = 0.02,
+        flush_interval: float = 0.05,
+        ingest_batch: int = 1000,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
     ) -> None:
         self._storage = storage
+        self._ledger = ledger
         self._clock = clock
         self._policy = policy or RetryPolicy()
         self._allow_private = allow_private
         self._concurrency = concurrency
         self._poll_interval = poll_interval
-        self._timeout = timeout
-        self._busy_conversations: set[str] = set()
+        self._flush_interval = flush_interval
+        self._ingest_batch = ingest_batch
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._cursor: int | None = None
+        self._queues: dict[str, deque[DeliveryRecord]] = {}  # pending deliveries per conversation, in order
+        self._ready: deque[str] = deque()  # conversations whose first delivery is due now
+        self._later: list[tuple[float, str]] = []  # (due time, conversation): retries waiting for their time
+        self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[AttemptResult] = []
+        self._secrets: dict[str, str] = {}
+        self._secrets_read_at = float("-inf")
+        self._flushed_at = float("-inf")
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=self._timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=self._concurrency * 2),
-            trust_env=False,  # no proxies from the environment: targets are checked as given
+    def sender(self) -> WebhookSender:
+        return WebhookSender(
+            allow_private=self._allow_private,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            max_connections=self._concurrency,
         )
 
-    async def run(self) -> None:
-        """Dispatch until cancelled; a failing tick is logged, never fatal."""
-        async with self.client() as client:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until cancelled or `stop` is set; a failing step is logged, never fatal."""
+        stop = stop or asyncio.Event()
+        async with self.sender() as sender:
+            await self.load()
             try:
-                while True:
+                while not stop.is_set():
+                    busy = False
                     try:
-                        await self.dispatch(client)
+                        busy = await self.step(sender)
                     except Exception:
-                        log.exception("webhook dispatch failed")
-                    await asyncio.sleep(self._poll_interval)
+                        log.exception("webhook delivery step failed")
+                    if not busy:
+                        try:
+                            await asyncio.wait_for(stop.wait(), self._poll_interval)
+                        except TimeoutError:
+                            pass
             finally:
                 for task in list(self._tasks):
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self.flush()
 
-    async def dispatch(self, client: httpx.AsyncClient) -> int:
-        """Start sending what is due (not already in flight); returns how many were started."""
-        free = self._concurrency - len(self._tasks)
-        if free <= 0:
+    async def load(self) -> None:
+        """The ledger's pending deliveries back into the queues (after a start or restart)."""
+        self._cursor = await self._ledger.cursor()
+        for delivery in await self._ledger.pending():
+            self._enqueue(delivery)
+
+    async def step(self, sender: WebhookSender) -> bool:
+        """Take new outbox changes, start what is due, record finished attempts. True if more may be waiting."""
+        taken = await self.ingest()
+        self.dispatch(sender)
+        if self._results and (
+            len(self._results) >= 1000 or self._clock.now() - self._flushed_at >= self._flush_interval
+        ):
+            await self.flush()
+        return taken >= self._ingest_batch
+
+    async def ingest(self) -> int:
+        if self._cursor is None:
+            await self.load()
+        assert self._cursor is not None
+        changes = await self._storage.read_outbox(self._cursor, self._ingest_batch)
+        if not changes:
             return 0
-        started = 0
-        for delivery in await self._storage.due_deliveries(self._clock.now(), free + len(self._busy_conversations)):
-            if started >= free:
-                break
-            if delivery.conversation_id in self._busy_conversations:
+        new, purge, replay = render(changes)
+        queued = await self._ledger.ingest(new, changes[-1].seq, purge=purge, replay=replay)
+        self._cursor = changes[-1].seq
+        for conversation_id in purge:
+            self._queues.pop(conversation_id, None)
+        for delivery in queued:
+            self._enqueue(delivery)
+        return len(changes)
+
+    async def flush(self) -> None:
+        """Record finished attempts, one transaction for the lot."""
+        self._flushed_at = self._clock.now()
+        if self._results:
+            results, self._results = self._results, []
+            await self._ledger.record(results)
+
+    async def drain(self, sender: WebhookSender) -> None:
+        """Step until nothing is due or in flight, then record everything (tests and shutdown)."""
+        while True:
+            await self.step(sender)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
                 continue
-            self._busy_conversations.add(delivery.conversation_id)
-            task = asyncio.create_task(self._deliver(client, delivery))
+            self.dispatch(sender)
+            if not self._tasks and not self._ready and not await self._storage.read_outbox(self._cursor or 0, 1):
+                break
+        await self.flush()
+
+    # -- queues ------------------------------------------------------------------------
+
+    def _enqueue(self, delivery: DeliveryRecord) -> None:
+        queue = self._queues.get(delivery.conversation_id)
+        if queue is None:
+            self._queues[delivery.conversation_id] = deque([delivery])
+            self._schedule(delivery)
+        elif all(d.delivery_id != delivery.delivery_id for d in queue):
+            queue.append(delivery)
+
+    def _schedule(self, head: DeliveryRecord) -> None:
+        """Make a conversation's first delivery ready now, or at its retry time."""
+        if head.next_attempt_epoch <= self._clock.now():
+            self._ready.append(head.conversation_id)
+        else:
+            heapq.heappush(self._later, (head.next_attempt_epoch, head.conversation_id))
+
+    def dispatch(self, sender: WebhookSender) -> None:
+        """Start attempts for due conversations, up to the concurrency limit."""
+        now = self._clock.now()
+        while self._later and self._later[0][0] <= now:
+            self._ready.append(heapq.heappop(self._later)[1])
+        while self._ready and len(self._tasks) < self._concurrency:
+            conversation_id = self._ready.popleft()
+            queue = self._queues.get(conversation_id)
+            if not queue or conversation_id in self._in_flight or queue[0].next_attempt_epoch > now:
+                continue  # purged, already sent, or a stale entry for a retry not yet due
+            self._in_flight.add(conversation_id)
+            task = asyncio.create_task(self._attempt(sender, queue[0]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
 
-    async def drain(self, client: httpx.AsyncClient) -> None:
-        """Dispatch and wait until nothing due is left (tests and shutdown)."""
-        while await self.dispatch(client) or self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _deliver(self, client: httpx.AsyncClient, delivery: DeliveryRecord) -> None:
+    async def _attempt(self, sender: WebhookSender, delivery: DeliveryRecord) -> None:
+        conversation_id = delivery.conversation_id
         try:
             now = self._clock.now()
-            refused = False
-            try:
-                await check_target(delivery.url, allow_private=self._allow_private)
-                secret = await self._storage.webhook_secret(delivery.account_id)
-                result = await send(client, delivery, secret, now)
-            except RefusedTarget as exc:
-                refused = True
-                result = SendResult(None, 0.0, str(exc))
+            secret = await self._secret(delivery.account_id)
+            headers = headers_for(delivery.event_id, delivery.body, secret, int(now))
+            result = await sender.send(delivery.url, delivery.body.encode(), headers, now)
             decision = decide(
                 self._policy,
                 attempts=delivery.attempts + 1,
@@ -115,13 +254,35 @@ class DeliveryWorker:
                 created_at=delivery.created_epoch,
                 retry_after=result.retry_after,
             )
-            status = DeliveryStatus.FAILED if refused else decision.status
+            status = DeliveryStatus.FAILED if result.refused else decision.status
             attempt = AttemptRecord(delivery.delivery_id, 0, now, result.status_code, result.latency_ms, result.error)
-            await self._storage.record_attempt(attempt, status, decision.next_attempt_at)
-            observe_attempt(_OUTCOMES[status], None if refused else result.latency_ms / 1000)
+            self._results.append(AttemptResult(attempt, status.value, decision.next_attempt_at, _OUTCOMES[status]))
             if status is DeliveryStatus.FAILED:
                 log.warning("webhook %s to %s failed for good: %s", delivery.event_id, delivery.url, result.error)
         except Exception:
-            log.exception("webhook %s: attempt could not be recorded", delivery.event_id)
+            log.exception("webhook %s: attempt failed unexpectedly; will try again", delivery.event_id)
+            status, decision_at = DeliveryStatus.PENDING, self._clock.now() + 1.0
+        else:
+            decision_at = decision.next_attempt_at or 0.0
         finally:
-            self._busy_conversations.discard(delivery.conversation_id)
+            self._in_flight.discard(conversation_id)
+        queue = self._queues.get(conversation_id)
+        if not queue or queue[0].delivery_id != delivery.delivery_id:
+            return  # purged while in flight
+        if status is DeliveryStatus.PENDING:
+            queue[0] = replace(delivery, attempts=delivery.attempts + 1, next_attempt_epoch=decision_at)
+            self._schedule(queue[0])
+        else:
+            queue.popleft()
+            if queue:
+                self._schedule(queue[0])
+            else:
+                del self._queues[conversation_id]
+        self.dispatch(sender)
+
+    async def _secret(self, account_id: str) -> str:
+        now = self._clock.now()
+        if account_id not in self._secrets or now - self._secrets_read_at > SECRETS_TTL:
+            self._secrets = await self._storage.webhook_secrets()
+            self._secrets_read_at = now
+        return self._secrets[account_id]

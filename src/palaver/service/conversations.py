@@ -18,7 +18,7 @@ from palaver.domain.errors import InvalidId, ValidationFailed
 from palaver.domain.ids import is_conversation_id, new_conversation_id
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.domain.tokens import meeting_token
-from palaver.storage.base import ConversationRecord, Storage
+from palaver.storage.base import ConversationRecord, DeliveryLedger, Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +44,11 @@ class ConversationView:
 
 
 class ConversationService:
-    def __init__(self, storage: Storage, clock: Clock, public_url: str) -> None:
+    def __init__(
+        self, storage: Storage, clock: Clock, public_url: str, *, ledger: DeliveryLedger | None = None
+    ) -> None:
         self._storage = storage
+        self._ledger = ledger
         self._clock = clock
         self._public_url = public_url.rstrip("/")
 
@@ -119,7 +122,9 @@ class ConversationService:
     async def _deliveries(self, conversation_id: str) -> list[dict[str, Any]]:
         """Palaver's addition to the verbose view: what became of each webhook, attempt by attempt."""
         out = []
-        for d in await self._storage.list_deliveries(conversation_id=conversation_id):
+        if self._ledger is None:
+            return []
+        for d in await self._ledger.list_deliveries(conversation_id=conversation_id):
             attempts = [
                 {
                     "at": iso_timestamp(a.at_epoch),
@@ -127,7 +132,7 @@ class ConversationService:
                     "latency_ms": None if a.latency_ms is None else round(a.latency_ms, 3),
                     "error": a.error,
                 }
-                for a in await self._storage.list_attempts(d.delivery_id)
+                for a in await self._ledger.list_attempts(d.delivery_id)
             ]
             out.append(
                 {

@@ -71,8 +71,24 @@ class ConversationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxChange:
+    """One row of the main database's outbox, with the facts its events are rendered from.
+
+    `history` and `account_id` are None when the conversation is gone (hard-deleted).
+    """
+
+    seq: int
+    conversation_id: str
+    change: str  # created | ended | purged | replay
+    detail: str | None  # replay: the event_id
+    at_epoch: float
+    account_id: str | None
+    history: History | None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryRecord:
-    """One webhook in the outbox."""
+    """One webhook in the delivery ledger."""
 
     delivery_id: int
     event_id: str
@@ -90,6 +106,19 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """An event rendered from an outbox change, to be stored in the ledger."""
+
+    event_id: str
+    conversation_id: str
+    account_id: str
+    event_type: str
+    url: str
+    body: str
+    created_epoch: float
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     delivery_id: int
     attempt: int
@@ -97,6 +126,16 @@ class AttemptRecord:
     status_code: int | None
     latency_ms: float | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """An attempt and the state it leaves its delivery in, as the worker hands it to the ledger."""
+
+    attempt: AttemptRecord
+    status: str  # pending | delivered | failed
+    next_attempt_epoch: float | None
+    outcome: str  # for the totals: delivered | retry | failed
 
 
 class Storage(Protocol):
@@ -181,27 +220,24 @@ class Storage(Protocol):
         """The account's signing secret, created on first use."""
         ...
 
+    async def webhook_secrets(self) -> dict[str, str]:
+        """Every account's signing secret (creating the missing ones), for the delivery worker."""
+        ...
+
     async def rotate_webhook_secret(self, account_id: str) -> str | None:
         """A new secret for the account (None if no such account)."""
         ...
 
-    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryRecord]:
-        """Pending deliveries whose time has come and that are first in line for their
-        conversation (events of one conversation go out in order)."""
+    async def read_outbox(self, after_seq: int, limit: int) -> list[OutboxChange]:
+        """Outbox changes after `after_seq`, in order, each with its conversation's current facts."""
         ...
 
-    async def record_attempt(self, attempt: AttemptRecord, status: str, next_attempt_epoch: float | None) -> None:
-        """Store an attempt and the delivery's resulting state, in one transaction."""
+    async def trim_outbox(self, through_seq: int) -> int:
+        """Forget outbox changes the delivery ledger has taken (seq <= through_seq); returns how many."""
         ...
 
-    async def list_deliveries(
-        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[DeliveryRecord]: ...
-
-    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
-
-    async def replay_delivery(self, event_id: str) -> bool:
-        """Queue a delivered or failed event again, with a fresh set of attempts."""
+    async def request_replay(self, event_id: str, conversation_id: str) -> None:
+        """Ask the delivery worker, through the outbox, to send an event again."""
         ...
 
     async def delete_conversation(
@@ -214,8 +250,48 @@ class Storage(Protocol):
     async def metrics_snapshot(self) -> dict[str, dict[str, int]]:
         """Counts for `GET /metrics`, read at scrape time from every row stored (soft-deleted
         included, hard-deleted gone), in one consistent read:
-        `{"conversations_by_status": {status: n}, "endings_by_reason": {shutdown_reason: n},
-        "deliveries_by_status": {status: n}}`. Only values present in the database appear."""
+        `{"conversations_by_status": {status: n}, "endings_by_reason": {shutdown_reason: n}}`.
+        Only values present in the database appear."""
+        ...
+
+
+class DeliveryLedger(Protocol):
+    """What became of each webhook: written by the delivery worker alone, read by the server and the CLI."""
+
+    async def migrate(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+    async def cursor(self) -> int:
+        """The last outbox seq taken into the ledger."""
+        ...
+
+    async def ingest(
+        self, deliveries: list[NewDelivery], cursor: int, *, purge: list[str], replay: list[str]
+    ) -> list[DeliveryRecord]:
+        """In one transaction: store new deliveries (an event_id already stored is skipped), delete the
+        deliveries of purged conversations, queue replayed events again, and advance the cursor.
+        Returns the deliveries that became pending, in delivery order."""
+        ...
+
+    async def pending(self) -> list[DeliveryRecord]:
+        """Every pending delivery, in delivery order (the worker's queue after a restart)."""
+        ...
+
+    async def record(self, results: list[AttemptResult]) -> None:
+        """Store a batch of attempts and their deliveries' states in one transaction."""
+        ...
+
+    async def list_deliveries(
+        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]: ...
+
+    async def find_delivery(self, event_id: str) -> DeliveryRecord | None: ...
+
+    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
+
+    async def totals(self) -> dict[str, Any]:
+        """For GET /metrics: `{"by_status": {status: n}, "totals": {name: value}}` (see attempt_totals)."""
         ...
 
 
@@ -225,4 +301,14 @@ def open_storage(database_url: str, *, synchronous: str = "NORMAL") -> Storage:
         from palaver.storage.sqlite import SQLiteStorage, sqlite_path
 
         return SQLiteStorage(sqlite_path(database_url), synchronous=synchronous)
+    raise ValueError(f"unsupported database URL {database_url!r}: expected sqlite:///PATH")
+
+
+def open_ledger(database_url: str) -> DeliveryLedger:
+    """The delivery ledger that goes with a database URL (for SQLite, a file next to the database)."""
+    if database_url.startswith("sqlite:"):
+        from palaver.storage.sqlite import sqlite_path
+        from palaver.storage.sqlite_ledger import SQLiteDeliveryLedger, ledger_path
+
+        return SQLiteDeliveryLedger(ledger_path(sqlite_path(database_url)))
     raise ValueError(f"unsupported database URL {database_url!r}: expected sqlite:///PATH")

@@ -29,17 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason, lifecycle_events
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason
 from palaver.domain.errors import ConcurrencyLimitReached
-from palaver.domain.events import Event
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
 from palaver.storage.base import (
     AccountRecord,
     ApiKeyRecord,
-    AttemptRecord,
     ConversationRecord,
-    DeliveryRecord,
+    OutboxChange,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
 
@@ -56,12 +54,6 @@ _CONVERSATION_COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
     "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
     "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
-)
-
-
-_DELIVERY_COLUMNS = (
-    "delivery_id, event_id, conversation_id, account_id, event_type, url, body, status, attempts, "
-    "created_epoch, next_attempt_epoch, last_status_code, last_error"
 )
 
 
@@ -284,47 +276,25 @@ def _in_savepoint(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection],
 # -- operations run inside the writer's transaction -----------------------------------
 
 
-# What an end transition returns: enough to render its webhooks, if any are due.
-_ENDED_FACTS = (
-    "conversation_id, account_id, callback_url, "
-    # only a conversation with a callback_url needs the rest, and ends without one are the hot path
-    + ", ".join(
-        f"CASE WHEN callback_url != '' THEN {column} END"
-        for column in ("test_mode", "replica_id", "system_prompt", "created_at", "ended_at", "shutdown_reason")
-    )
-)
+# What an end transition returns: who it was, and whether it has webhooks to send.
+_ENDED_FACTS = "conversation_id, account_id, callback_url != ''"
 
 
 def _enqueue_end_webhooks(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], at_epoch: float) -> None:
-    """Outbox rows for the shutdown and transcript of every just-ended conversation with a callback_url.
+    """One outbox row per just-ended conversation with a callback_url, in one statement.
 
     Written by the caller's transaction, the one that made the transition: a
     crash can neither lose these webhooks nor send them for an end that did not
-    commit.
+    commit. The row names the change, not the bytes: the delivery worker renders
+    the shutdown and transcript from the conversation's facts (docs/webhooks.md),
+    which keeps this insert narrow on the hot path.
     """
-    for row in rows:
-        if row[2]:
-            history = History(row[0], bool(row[3]), row[4], row[2], row[5], row[6], row[7], row[8])
-            _enqueue(conn, row[1], lifecycle_events(history)[1:], at_epoch)
-
-
-def _enqueue(conn: sqlite3.Connection, account_id: str, events: list[Event], at_epoch: float) -> None:
-    conn.executemany(
-        "INSERT INTO webhook_deliveries (event_id, conversation_id, account_id, event_type, url, body, created_epoch) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-        [
-            (
-                e.event_id,
-                e.conversation_id,
-                account_id,
-                e.event_type,
-                e.webhook_url,
-                json.dumps(e.envelope(), separators=(",", ":")),
-                at_epoch,
-            )
-            for e in events
-        ],
-    )
+    ended = [row[0] for row in rows if row[2]]
+    if ended:
+        conn.execute(
+            "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) SELECT value, 'ended', ? FROM json_each(?)",
+            (at_epoch, json.dumps(ended)),
+        )
 
 
 _END_MANY = (
@@ -382,7 +352,9 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
 
 
 class SQLiteStorage:
-    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", checkpoints: bool = True) -> None:
+        """`checkpoints=False` for a process that only reads (the delivery worker): WAL checkpoints
+        are the business of the process that writes."""
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"invalid SQLite synchronous setting {synchronous!r}")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -391,7 +363,7 @@ class SQLiteStorage:
         write_conn = _connect(path, self._synchronous)
         self._read = _connect(path, self._synchronous)
         self._writer = _GroupCommitter(write_conn)
-        self._checkpointer = _Checkpointer(path, self._synchronous)
+        self._checkpointer = _Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
     async def migrate(self) -> list[str]:
@@ -409,15 +381,18 @@ class SQLiteStorage:
             self._closed = True
             self._writer.close()
             self._read.close()
-            self._checkpointer.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
 
     # accounts and keys -----------------------------------------------------------
 
     async def create_account(self, account: AccountRecord) -> None:
+        # The signing secret is made with the account: the delivery worker only reads this database.
         await self._writer.submit(
             lambda c: c.execute(
-                "INSERT INTO accounts (account_id, name, max_concurrent, created_at) VALUES (?, ?, ?, ?)",
-                (account.account_id, account.name, account.max_concurrent, account.created_at),
+                "INSERT INTO accounts (account_id, name, max_concurrent, created_at, webhook_secret) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (account.account_id, account.name, account.max_concurrent, account.created_at, new_secret()),
             )
         )
 
@@ -515,7 +490,10 @@ class SQLiteStorage:
                 ),
             )
             if c.callback_url and not c.test_mode:
-                _enqueue(conn, c.account_id, lifecycle_events(c.history), c.created_epoch)
+                conn.execute(
+                    "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'created', ?)",
+                    (c.conversation_id, c.created_epoch),
+                )
 
         await self._writer.submit(op)
 
@@ -608,7 +586,7 @@ class SQLiteStorage:
             conn.execute(
                 f"UPDATE conversations SET deadline = NULL WHERE deadline <= ? AND status != '{ENDS_FROM}'", (now,)
             )
-            return [(r[0], r[1], r[9]) for r in fired]
+            return [(r[0], r[1], r[3]) for r in fired]
 
         return await self._writer.submit(op)
 
@@ -641,78 +619,45 @@ class SQLiteStorage:
 
         return await self._writer.submit(op)
 
-    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryRecord]:
+    async def webhook_secrets(self) -> dict[str, str]:
+        missing = [r[0] for r in self._read.execute("SELECT account_id FROM accounts WHERE webhook_secret IS NULL")]
+        for account_id in missing:  # accounts from before secrets were made with the account
+            await self.webhook_secret(account_id)
+        return dict(self._read.execute("SELECT account_id, webhook_secret FROM accounts").fetchall())
+
+    async def read_outbox(self, after_seq: int, limit: int) -> list[OutboxChange]:
         rows = self._read.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d "
-            "WHERE d.status = 'pending' AND d.next_attempt_epoch <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.conversation_id = d.conversation_id "
-            "                AND e.status = 'pending' AND e.delivery_id < d.delivery_id) "
-            "ORDER BY d.next_attempt_epoch, d.delivery_id LIMIT ?",
-            (now, limit),
+            "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
+            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason "
+            "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
+            "WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+            (after_seq, limit),
         ).fetchall()
-        return [DeliveryRecord(*r) for r in rows]
-
-    async def record_attempt(self, attempt: AttemptRecord, status: str, next_attempt_epoch: float | None) -> None:
-        a = attempt
-
-        def op(conn: sqlite3.Connection) -> None:
-            # Numbered across replays, so the history of an event keeps every attempt.
-            conn.execute(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at_epoch, status_code, latency_ms, error) "
-                "VALUES (?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM webhook_attempts WHERE delivery_id = ?), "
-                "?, ?, ?, ?)",
-                (a.delivery_id, a.delivery_id, a.at_epoch, a.status_code, a.latency_ms, a.error),
+        return [
+            OutboxChange(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                None if r[5] is None else History(r[1], bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12]),
             )
-            conn.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_epoch = ?, "
-                "last_status_code = ?, last_error = ?, finished_epoch = ? WHERE delivery_id = ?",
-                (
-                    status,
-                    next_attempt_epoch or 0,
-                    a.status_code,
-                    a.error,
-                    None if status == "pending" else a.at_epoch,
-                    a.delivery_id,
-                ),
+            for r in rows
+        ]
+
+    async def trim_outbox(self, through_seq: int) -> int:
+        return await self._writer.submit(
+            lambda c: c.execute("DELETE FROM webhook_outbox WHERE seq <= ?", (through_seq,)).rowcount
+        )
+
+    async def request_replay(self, event_id: str, conversation_id: str) -> None:
+        await self._writer.submit(
+            lambda c: c.execute(
+                "INSERT INTO webhook_outbox (conversation_id, change, detail, at_epoch) VALUES (?, 'replay', ?, ?)",
+                (conversation_id, event_id, time.time()),
             )
-
-        await self._writer.submit(op)
-
-    async def list_deliveries(
-        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[DeliveryRecord]:
-        where, args = ["1 = 1"], []
-        if conversation_id is not None:
-            where.append("conversation_id = ?")
-            args.append(conversation_id)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        rows = self._read.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY delivery_id LIMIT ?",
-            (*args, limit),
-        ).fetchall()
-        return [DeliveryRecord(*r) for r in rows]
-
-    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]:
-        rows = self._read.execute(
-            "SELECT delivery_id, attempt, at_epoch, status_code, latency_ms, error FROM webhook_attempts "
-            "WHERE delivery_id = ? ORDER BY attempt",
-            (delivery_id,),
-        ).fetchall()
-        return [AttemptRecord(*r) for r in rows]
-
-    async def replay_delivery(self, event_id: str) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_epoch = 0, "
-                "finished_epoch = NULL, created_epoch = ? WHERE event_id = ? AND status != 'pending'",
-                (time.time(), event_id),
-            )
-            return cur.rowcount == 1
-
-        return await self._writer.submit(op)
+        )
 
     async def delete_conversation(
         self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, at_epoch: float | None = None
@@ -724,14 +669,13 @@ class SQLiteStorage:
             if _end_many(conn, [request])[0] is EndOutcome.NOT_FOUND:
                 return False
             if hard:
-                # Purged means purged: undelivered webhooks and their attempts go too.
-                conn.execute(
-                    "DELETE FROM webhook_attempts WHERE delivery_id IN "
-                    "(SELECT delivery_id FROM webhook_deliveries WHERE conversation_id = ?)",
-                    (conversation_id,),
-                )
-                conn.execute("DELETE FROM webhook_deliveries WHERE conversation_id = ?", (conversation_id,))
+                # Purged means purged: the delivery worker drops the conversation's
+                # webhooks and their attempts when it reaches this outbox row.
                 conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
+                conn.execute(
+                    "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'purged', ?)",
+                    (conversation_id, epoch),
+                )
             else:
                 conn.execute(
                     "UPDATE conversations SET deleted_at = ?, updated_at = ? WHERE conversation_id = ?",
@@ -757,7 +701,6 @@ class SQLiteStorage:
             conversations = conn.execute(
                 "SELECT status, shutdown_reason, COUNT(*) FROM conversations GROUP BY status, shutdown_reason"
             ).fetchall()
-            deliveries = conn.execute("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status").fetchall()
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -767,8 +710,4 @@ class SQLiteStorage:
             by_status[status] = by_status.get(status, 0) + count
             if reason is not None:
                 by_reason[reason] = by_reason.get(reason, 0) + count
-        return {
-            "conversations_by_status": by_status,
-            "endings_by_reason": by_reason,
-            "deliveries_by_status": dict(deliveries),
-        }
+        return {"conversations_by_status": by_status, "endings_by_reason": by_reason}

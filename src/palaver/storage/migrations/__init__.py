@@ -34,14 +34,17 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-def apply_sqlite_migrations(conn: sqlite3.Connection) -> list[str]:
-    """Apply what is pending; safe when several processes start at once (the lock serialises them)."""
+def apply_sqlite_migrations(conn: sqlite3.Connection, folder: str = "sqlite") -> list[str]:
+    """Apply what is pending; safe when several processes start at once (the lock serialises them).
+
+    `folder` is "sqlite" for the main database, "sqlite_ledger" for the webhook delivery ledger.
+    """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
     )
     applied: list[str] = []
-    for version, name, script in _migration_files("sqlite"):
+    for version, name, script in _migration_files(folder):
         conn.execute("BEGIN IMMEDIATE")
         try:
             done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone()

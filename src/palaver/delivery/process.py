@@ -1,0 +1,155 @@
+"""The delivery worker as a process of its own, and how `palaver serve` starts and stops it.
+
+Why a process: the server is one event loop on one core, and every microsecond
+of webhook work done there is taken from request handling (measured: sending
+from the server's loop cost ends 74 % of their throughput, docs/benchmarks.md).
+In its own process, delivery runs on whatever CPU the server leaves, at a lower
+scheduling priority (`nice`), so under load requests come first and webhooks
+use the rest; when the server is idle, delivery has the machine.
+
+Lifetime: `palaver serve` starts `palaver deliver --parent-pipe` with a pipe on
+its standard input and closes the pipe to stop it. If the server dies, even by
+`kill -9`, the kernel closes the pipe and the worker stops on its own: an
+orphan can never keep delivering beside the next server's worker. An exclusive
+lock on a file next to the ledger makes sure of it: a second worker for the
+same ledger waits until the first is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+from palaver.delivery.worker import DeliveryWorker
+from palaver.domain.clock import SystemClock
+from palaver.domain.retry import RetryPolicy
+from palaver.settings import Settings
+from palaver.storage.base import open_ledger
+from palaver.storage.sqlite import sqlite_path
+from palaver.storage.sqlite_ledger import ledger_path
+
+log = logging.getLogger("palaver.webhooks")
+
+NICENESS = 10  # below request handling: the kernel gives the server's loop the CPU first
+
+
+def spawn(settings: Settings) -> subprocess.Popen[bytes]:
+    """Start `palaver deliver` for these settings, tied to this process by a pipe on its stdin."""
+    args = [
+        sys.executable,
+        "-m",
+        "palaver",
+        "deliver",
+        "--parent-pipe",
+        "--database-url",
+        settings.database_url,
+        "--webhook-max-attempts",
+        str(settings.webhook_max_attempts),
+        "--webhook-max-age",
+        str(settings.webhook_max_age),
+        "--niceness",
+        str(settings.delivery_niceness),
+    ]
+    if settings.allow_private_callbacks:
+        args.append("--allow-private-callbacks")
+    return subprocess.Popen(args, stdin=subprocess.PIPE)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Close the pipe (the worker records what is in flight and exits), then insist if it must."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _parent_gone() -> bool:
+    """True once the server's end of the pipe on stdin is closed."""
+    readable, _, _ = select.select([0], [], [], 0.1)
+    return bool(readable) and not os.read(0, 4096)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: str, *, parent_pipe: bool) -> Iterator[bool]:
+    """Hold the worker lock; yields False if the parent went away while waiting for it."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if parent_pipe and _parent_gone():
+                    yield False
+                    return
+                if not parent_pipe:
+                    time.sleep(0.1)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def run(settings: Settings, *, parent_pipe: bool, niceness: int) -> None:
+    """The body of `palaver deliver`."""
+    if niceness:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+    ledger_file = ledger_path(sqlite_path(settings.database_url))
+    with _exclusive(ledger_file + ".lock", parent_pipe=parent_pipe) as locked:
+        if not locked:
+            return
+        try:
+            import uvloop
+
+            uvloop.run(_deliver(settings, parent_pipe=parent_pipe))
+        except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+            asyncio.run(_deliver(settings, parent_pipe=parent_pipe))
+
+
+async def _deliver(settings: Settings, *, parent_pipe: bool) -> None:
+    from palaver.storage.sqlite import SQLiteStorage
+
+    storage = SQLiteStorage(
+        sqlite_path(settings.database_url), synchronous=settings.sqlite_synchronous, checkpoints=False
+    )
+    ledger = open_ledger(settings.database_url)
+    await storage.migrate()
+    await ledger.migrate()
+    stop_event = asyncio.Event()
+    if parent_pipe:
+        loop = asyncio.get_running_loop()
+
+        def parent_gone() -> None:
+            try:
+                data = os.read(0, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(0)
+                stop_event.set()
+
+        loop.add_reader(0, parent_gone)
+    worker = DeliveryWorker(
+        storage,
+        ledger,
+        SystemClock(),
+        policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
+        allow_private=settings.allow_private_callbacks,
+    )
+    try:
+        await worker.run(stop_event)
+    finally:
+        await ledger.close()
+        await storage.close()

@@ -1,0 +1,219 @@
+"""The webhook delivery ledger in SQLite: a database file of its own, next to the main one.
+
+Why a second file: the main database has one writer that matters, the API's
+group commit on the event loop, and every millisecond another process holds
+its write lock is a millisecond that ends wait. Delivery writes a row per
+attempt at the rate webhooks go out (tens of thousands a second under load);
+in a file of its own, those writes never meet the API's. The main database
+keeps only what must commit with a state change: the outbox row.
+
+Only the delivery worker writes here (the server and the CLI read), so its
+connection needs no group commit: the worker already batches, one transaction
+per ingest and one per batch of results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryRecord, NewDelivery
+from palaver.storage.migrations import apply_sqlite_migrations
+
+# Upper bounds of the delivery latency histogram, in seconds (prometheus_client's defaults).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"))
+
+_COLUMNS = (
+    "delivery_id, event_id, conversation_id, account_id, event_type, url, body, status, attempts, "
+    "created_epoch, next_attempt_epoch, last_status_code, last_error"
+)
+
+
+def ledger_path(database_path: str) -> str:
+    """`data/palaver.db` -> `data/palaver.webhooks.db` (a name without a suffix gets `.webhooks.db`)."""
+    p = Path(database_path)
+    if p.suffix:
+        return str(p.with_name(f"{p.stem}.webhooks{p.suffix}"))
+    return str(p.with_name(f"{p.name}.webhooks.db"))
+
+
+def bucket_name(latency_seconds: float) -> str:
+    for bound in LATENCY_BUCKETS:
+        if latency_seconds <= bound:
+            return f"le:{bound}"
+    return "le:inf"  # pragma: no cover - the last bound is infinite
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class SQLiteDeliveryLedger:
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = _connect(path)
+
+    async def migrate(self) -> list[str]:
+        return apply_sqlite_migrations(self._conn, "sqlite_ledger")
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    async def cursor(self) -> int:
+        return int(self._conn.execute("SELECT outbox_seq FROM ingest_cursor").fetchone()[0])
+
+    async def ingest(
+        self, deliveries: list[NewDelivery], cursor: int, *, purge: list[str], replay: list[str]
+    ) -> list[DeliveryRecord]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for conversation_id in purge:
+                conn.execute(
+                    "DELETE FROM attempts WHERE delivery_id IN "
+                    "(SELECT delivery_id FROM deliveries WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
+                conn.execute("DELETE FROM deliveries WHERE conversation_id = ?", (conversation_id,))
+            rows: list[Any] = []
+            if deliveries:
+                batch = json.dumps(
+                    [
+                        [d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body, d.created_epoch]
+                        for d in deliveries
+                    ]
+                )
+                rows = conn.execute(
+                    "INSERT INTO deliveries (event_id, conversation_id, account_id, event_type, url, body, "
+                    "created_epoch) "
+                    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 "
+                    "FROM json_each(?) WHERE true ON CONFLICT(event_id) DO NOTHING "
+                    f"RETURNING {_COLUMNS}",
+                    (batch,),
+                ).fetchall()
+                rows.sort(key=lambda r: r[0])
+            if replay:
+                replayed = conn.execute(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_epoch = 0, "
+                    "finished_epoch = NULL, created_epoch = ? "
+                    "WHERE event_id IN (SELECT value FROM json_each(?)) AND status != 'pending' "
+                    f"RETURNING {_COLUMNS}",
+                    (time.time(), json.dumps(replay)),
+                ).fetchall()
+                rows.extend(sorted(replayed, key=lambda r: r[0]))
+            conn.execute("UPDATE ingest_cursor SET outbox_seq = ? WHERE outbox_seq < ?", (cursor, cursor))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return [DeliveryRecord(*r) for r in rows]
+
+    async def pending(self) -> list[DeliveryRecord]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY delivery_id"
+        ).fetchall()
+        return [DeliveryRecord(*r) for r in rows]
+
+    async def record(self, results: list[AttemptResult]) -> None:
+        if not results:
+            return
+        totals: dict[str, float] = {}
+        for r in results:
+            names = [f"outcome:{r.outcome}"]
+            if r.attempt.latency_ms is not None:
+                seconds = r.attempt.latency_ms / 1000
+                names += [bucket_name(seconds), "latency_count"]
+                totals["latency_sum"] = totals.get("latency_sum", 0.0) + seconds
+            for name in names:
+                totals[name] = totals.get(name, 0.0) + 1
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Attempts of a purged delivery (purged while in flight) are dropped with it.
+            conn.executemany(
+                "INSERT INTO attempts (delivery_id, attempt, at_epoch, status_code, latency_ms, error) "
+                "SELECT ?1, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE delivery_id = ?1), "
+                "?2, ?3, ?4, ?5 "
+                "WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = ?1)",
+                [
+                    (a.delivery_id, a.at_epoch, a.status_code, a.latency_ms, a.error)
+                    for a in (r.attempt for r in results)
+                ],
+            )
+            conn.executemany(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_epoch = ?, "
+                "last_status_code = ?, last_error = ?, finished_epoch = ? WHERE delivery_id = ?",
+                [
+                    (
+                        r.status,
+                        r.next_attempt_epoch or 0,
+                        r.attempt.status_code,
+                        r.attempt.error,
+                        None if r.status == "pending" else r.attempt.at_epoch,
+                        r.attempt.delivery_id,
+                    )
+                    for r in results
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO attempt_totals (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(totals.items()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def list_deliveries(
+        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        where, args = ["1 = 1"], []
+        if conversation_id is not None:
+            where.append("conversation_id = ?")
+            args.append(conversation_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} ORDER BY delivery_id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [DeliveryRecord(*r) for r in rows]
+
+    async def find_delivery(self, event_id: str) -> DeliveryRecord | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM deliveries WHERE event_id = ?", (event_id,)).fetchone()
+        return DeliveryRecord(*row) if row else None
+
+    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        rows = self._conn.execute(
+            "SELECT delivery_id, attempt, at_epoch, status_code, latency_ms, error FROM attempts "
+            "WHERE delivery_id = ? ORDER BY attempt",
+            (delivery_id,),
+        ).fetchall()
+        return [AttemptRecord(*r) for r in rows]
+
+    async def totals(self) -> dict[str, Any]:
+        # Counting deliveries by status scans the table: in a thread, on a connection
+        # of its own, as the main database's metrics are (storage/sqlite.py).
+        return await asyncio.to_thread(self._totals)
+
+    def _totals(self) -> dict[str, Any]:
+        conn = _connect(self.path)
+        try:
+            conn.execute("BEGIN")
+            by_status = dict(conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall())
+            totals = dict(conn.execute("SELECT name, value FROM attempt_totals").fetchall())
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return {"by_status": by_status, "totals": totals}

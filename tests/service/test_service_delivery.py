@@ -1,0 +1,250 @@
+"""The delivery worker in-process: outbox changes in, signed POSTs out, every attempt in the ledger.
+
+A real HTTP receiver on 127.0.0.1, real storage and ledger files, and a
+ManualClock for retry times, so a backoff of seconds is crossed without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from palaver.delivery.worker import DeliveryWorker, render
+from palaver.domain.clock import ManualClock
+from palaver.domain.conversation import History
+from palaver.domain.retry import RetryPolicy
+from palaver.service.conversations import ConversationService, CreateConversation
+from palaver.service.keys import issue_key
+from palaver.storage import open_storage
+from palaver.storage.base import DeliveryLedger, OutboxChange, Storage, open_ledger
+
+LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
+
+
+@dataclass
+class Hooks:
+    server: ThreadingHTTPServer
+    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (webhook-id, body)
+    answers: list[int] = field(default_factory=list)  # statuses to answer first, in order (then 200)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [i for i, _ in self.seen]
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    holder: dict[str, Hooks] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers["content-length"]))
+            h = holder["h"]
+            with h.lock:
+                h.seen.append((self.headers["webhook-id"], json.loads(body)))
+                status = h.answers.pop(0) if h.answers else 200
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["h"] = Hooks(server)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield holder["h"]
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class World:
+    storage: Storage
+    ledger: DeliveryLedger
+    clock: ManualClock
+    service: ConversationService
+    account: str
+
+    def worker(self, **options: Any) -> DeliveryWorker:
+        options.setdefault("policy", RetryPolicy(max_attempts=3, base_delay=10.0))
+        return DeliveryWorker(self.storage, self.ledger, self.clock, allow_private=True, **options)
+
+    async def drain(self, worker: DeliveryWorker) -> None:
+        async with worker.sender() as sender:
+            await worker.drain(sender)
+
+    async def conversation(self, url: str, *, end: bool = True) -> str:
+        spec = CreateConversation(replica_id="r90bbd427f71", callback_url=url)
+        cid = (await self.service.create(self.account, spec)).conversation_id
+        if end:
+            await self.service.end(self.account, cid)
+        return cid
+
+
+def scenario(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
+    async def main() -> None:
+        url = f"sqlite:///{tmp_path / 'main.db'}"
+        storage, ledger, clock = open_storage(url), open_ledger(url), ManualClock()
+        await storage.migrate()
+        await ledger.migrate()
+        account = (await issue_key(storage, clock)).account_id
+        world = World(storage, ledger, clock, ConversationService(storage, clock, "http://p.test"), account)
+        try:
+            await body(world)
+        finally:
+            await ledger.close()
+            await storage.close()
+
+    asyncio.run(main())
+
+
+def test_every_event_arrives_once_in_order_and_is_recorded(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        cids = [await w.conversation(hooks.url) for _ in range(5)]
+        await w.drain(w.worker(concurrency=3))
+        ids = hooks.ids()
+        assert sorted(ids) == sorted(f"{c}.{t}" for c in cids for t in LIFECYCLE)
+        for cid in cids:
+            assert [i for i in ids if i.startswith(cid)] == [f"{cid}.{t}" for t in LIFECYCLE]
+        deliveries = await w.ledger.list_deliveries()
+        assert {d.status for d in deliveries} == {"delivered"} and len(deliveries) == 15
+        assert await w.ledger.cursor() == max(c.seq for c in await w.storage.read_outbox(0, 100))
+        shutdown = next(b for i, b in hooks.seen if i == f"{cids[0]}.system.shutdown")
+        assert shutdown["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit"
+
+    scenario(tmp_path, body)
+
+
+def test_a_retry_waits_for_its_time_on_the_clock_and_keeps_order(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        hooks.answers = [503]  # the replica_joined's first attempt
+        cid = await w.conversation(hooks.url)
+        worker = w.worker()
+        await w.drain(worker)
+        # one failed attempt; the rest of the conversation waits behind it
+        assert hooks.ids() == [f"{cid}.system.replica_joined"]
+        (first, *rest) = await w.ledger.list_deliveries(conversation_id=cid)
+        assert (first.status, first.attempts, first.last_status_code) == ("pending", 1, 503)
+        assert first.next_attempt_epoch > w.clock.now() and all(d.attempts == 0 for d in rest)
+        w.clock.advance(first.next_attempt_epoch - w.clock.now())
+        await w.drain(worker)
+        assert hooks.ids() == [f"{cid}.system.replica_joined", *(f"{cid}.{t}" for t in LIFECYCLE)]
+        attempts = await w.ledger.list_attempts(first.delivery_id)
+        assert [a.status_code for a in attempts] == [503, 200]
+
+    scenario(tmp_path, body)
+
+
+def test_gives_up_after_max_attempts_and_a_4xx_stops_at_once(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        hooks.answers = [500, 500, 500, 410]
+        cid = await w.conversation(hooks.url, end=False)
+        worker = w.worker()
+        for _ in range(3):
+            await w.drain(worker)
+            w.clock.advance(60)
+        (d,) = await w.ledger.list_deliveries(conversation_id=cid)
+        assert (d.status, d.attempts) == ("failed", 3)
+        other = await w.conversation(hooks.url, end=False)
+        await w.drain(worker)
+        (e,) = await w.ledger.list_deliveries(conversation_id=other)
+        assert (e.status, e.attempts, e.last_error) == ("failed", 1, "HTTP 410")
+
+    scenario(tmp_path, body)
+
+
+def test_a_hard_delete_purges_what_is_still_waiting(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        hooks.answers = [503]
+        cid = await w.conversation(hooks.url)
+        worker = w.worker()
+        await w.drain(worker)
+        await w.service.delete(w.account, cid, hard=True)
+        w.clock.advance(3600)
+        await w.drain(worker)
+        assert hooks.ids() == [f"{cid}.system.replica_joined"]  # the one attempt made before the delete
+        assert await w.ledger.list_deliveries(conversation_id=cid) == []
+
+    scenario(tmp_path, body)
+
+
+def test_a_new_worker_sends_what_an_old_one_took_but_never_sent(tmp_path: Path, hooks: Hooks) -> None:
+    """A crash between taking changes into the ledger and sending them loses nothing."""
+
+    async def body(w: World) -> None:
+        cid = await w.conversation(hooks.url)
+        crashed = w.worker()
+        await crashed.load()
+        assert await crashed.ingest() == 2  # taken into the ledger, then the process "dies"
+        assert hooks.ids() == []
+        await w.drain(w.worker())
+        assert hooks.ids() == [f"{cid}.{t}" for t in LIFECYCLE]
+
+    scenario(tmp_path, body)
+
+
+def test_replay_through_the_outbox_sends_the_same_event_again(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        cid = await w.conversation(hooks.url, end=False)
+        worker = w.worker()
+        await w.drain(worker)
+        await w.storage.request_replay(f"{cid}.system.replica_joined", cid)
+        await w.drain(worker)
+        assert hooks.ids() == [f"{cid}.system.replica_joined"] * 2
+        assert hooks.seen[0][1] == hooks.seen[1][1]
+
+    scenario(tmp_path, body)
+
+
+def history(**changes: Any) -> History:
+    fields: dict[str, Any] = dict(
+        conversation_id="c1",
+        test_mode=False,
+        replica_id="r1",
+        callback_url="https://example.com/h",
+        system_prompt="",
+        created_at="2026-01-01T00:00:00.000000Z",
+        ended_at="2026-01-01T00:01:00.000000Z",
+        shutdown_reason="max_call_duration reached",
+    )
+    fields.update(changes)
+    return History(**fields)
+
+
+def change(kind: str, h: History | None, detail: str | None = None) -> OutboxChange:
+    return OutboxChange(1, "c1", kind, detail, 5.0, None if h is None else "acc", h)
+
+
+def test_render_turns_changes_into_their_events() -> None:
+    new, purge, replay = render(
+        [
+            change("created", history()),
+            change("ended", history()),
+            change("ended", None),  # hard-deleted since: nothing to send
+            change("created", history(callback_url="")),
+            change("ended", history(test_mode=True)),
+            change("purged", None),
+            change("replay", None, "c1.system.shutdown"),
+        ]
+    )
+    assert [d.event_type for d in new] == LIFECYCLE
+    assert {d.created_epoch for d in new} == {5.0} and {d.account_id for d in new} == {"acc"}
+    assert json.loads(new[1].body)["properties"]["shutdown_reason"] == "max_call_duration reached"
+    assert (purge, replay) == (["c1"], ["c1.system.shutdown"])

@@ -1,0 +1,111 @@
+"""The delivery ledger: what became of each webhook, written by the delivery worker alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryLedger, NewDelivery, open_ledger
+from palaver.storage.sqlite_ledger import ledger_path
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, run) -> Iterator[DeliveryLedger]:
+    store = open_ledger(f"sqlite:///{tmp_path / 'main.db'}")
+    run(store.migrate())
+    try:
+        yield store
+    finally:
+        run(store.close())
+
+
+def new(cid: str, event_type: str, at: float = 1.0) -> NewDelivery:
+    return NewDelivery(f"{cid}.{event_type}", cid, "acc", event_type, "https://example.com/h", "{}", at)
+
+
+def result(delivery_id: int, status: str, code: int | None = 200, latency_ms: float | None = 12.0) -> AttemptResult:
+    outcome = {"delivered": "delivered", "pending": "retry", "failed": "failed"}[status]
+    error = None if code == 200 else "HTTP 503"
+    return AttemptResult(AttemptRecord(delivery_id, 0, 5.0, code, latency_ms, error), status, None, outcome)
+
+
+def test_the_file_sits_next_to_the_database() -> None:
+    assert ledger_path("/data/palaver.db") == "/data/palaver.webhooks.db"
+    assert ledger_path("/data/palaver") == "/data/palaver.webhooks.db"
+
+
+def test_ingest_stores_in_order_advances_the_cursor_and_skips_known_events(ledger: DeliveryLedger, run) -> None:
+    assert run(ledger.cursor()) == 0
+    first = run(ledger.ingest([new("a", "x"), new("a", "y"), new("b", "x")], 3, purge=[], replay=[]))
+    assert [d.event_id for d in first] == ["a.x", "a.y", "b.x"]
+    assert [d.delivery_id for d in first] == sorted(d.delivery_id for d in first)
+    assert all(d.status == "pending" and d.attempts == 0 for d in first)
+    # the same events again (a change taken twice) store nothing new
+    assert run(ledger.ingest([new("a", "x")], 4, purge=[], replay=[])) == []
+    assert run(ledger.cursor()) == 4
+    assert [d.event_id for d in run(ledger.pending())] == ["a.x", "a.y", "b.x"]
+
+
+def test_record_stores_every_attempt_and_the_state_it_leaves(ledger: DeliveryLedger, run) -> None:
+    (d,) = run(ledger.ingest([new("a", "x")], 1, purge=[], replay=[]))
+    run(ledger.record([result(d.delivery_id, "pending", 503, 30.0)]))
+    run(ledger.record([result(d.delivery_id, "delivered", 200, 2.0)]))
+    (stored,) = run(ledger.list_deliveries())
+    assert (stored.status, stored.attempts, stored.last_status_code) == ("delivered", 2, 200)
+    assert [(a.attempt, a.status_code) for a in run(ledger.list_attempts(d.delivery_id))] == [(1, 503), (2, 200)]
+    assert run(ledger.pending()) == []
+    totals: dict[str, Any] = run(ledger.totals())
+    assert totals["by_status"] == {"delivered": 1}
+    t = totals["totals"]
+    assert (t["outcome:retry"], t["outcome:delivered"], t["latency_count"]) == (1, 1, 2)
+    assert (t["le:0.005"], t["le:0.05"]) == (1, 1) and t["latency_sum"] == pytest.approx(0.032)
+
+
+def test_replay_queues_a_finished_event_again_and_numbering_goes_on(ledger: DeliveryLedger, run) -> None:
+    (d,) = run(ledger.ingest([new("a", "x")], 1, purge=[], replay=[]))
+    assert run(ledger.ingest([], 2, purge=[], replay=["a.x"])) == []  # still pending: nothing to replay
+    run(ledger.record([result(d.delivery_id, "failed", 410)]))
+    (again,) = run(ledger.ingest([], 3, purge=[], replay=["a.x", "nope.x"]))
+    assert (again.delivery_id, again.status, again.attempts) == (d.delivery_id, "pending", 0)
+    run(ledger.record([result(d.delivery_id, "delivered")]))
+    assert [a.attempt for a in run(ledger.list_attempts(d.delivery_id))] == [1, 2]
+
+
+def test_purge_drops_a_conversations_deliveries_and_attempts(ledger: DeliveryLedger, run) -> None:
+    a, b = run(ledger.ingest([new("a", "x"), new("b", "x")], 2, purge=[], replay=[]))
+    run(ledger.record([result(a.delivery_id, "pending", 503)]))
+    run(ledger.ingest([], 3, purge=["a"], replay=[]))
+    assert [d.event_id for d in run(ledger.list_deliveries())] == ["b.x"]
+    assert run(ledger.list_attempts(a.delivery_id)) == []
+    # an attempt that finishes after its delivery was purged is dropped, not orphaned
+    run(ledger.record([result(a.delivery_id, "delivered")]))
+    assert run(ledger.list_attempts(a.delivery_id)) == []
+
+
+def test_a_failed_ingest_changes_nothing(ledger: DeliveryLedger, run) -> None:
+    bad = new("a", "x")
+    object.__setattr__(bad, "created_epoch", object())  # not JSON: the batch cannot be written
+    with pytest.raises(TypeError):
+        run(ledger.ingest([new("b", "x"), bad], 9, purge=[], replay=[]))
+    assert run(ledger.cursor()) == 0 and run(ledger.list_deliveries()) == []
+
+
+def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
+    """The worker writes and the server reads through separate connections (separate processes)."""
+
+    async def scenario() -> list[str]:
+        url = f"sqlite:///{tmp_path / 'main.db'}"
+        writer, reader = open_ledger(url), open_ledger(url)
+        await writer.migrate()
+        await reader.migrate()
+        await writer.ingest([new("a", "x")], 1, purge=[], replay=[])
+        seen = [d.event_id for d in await reader.list_deliveries(conversation_id="a")]
+        await writer.close()
+        await reader.close()
+        return seen
+
+    assert asyncio.run(scenario()) == ["a.x"]
