@@ -976,6 +976,34 @@ TARGET_DELIVERY_P99_S = 1.0     # p99 of (system.shutdown arrival - ended_at)
 CREATE_BODY_ENV = "PALAVER_BENCH_CREATE_BODY"
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def delivery_child(pid: int | None) -> int | None:
+    """The `palaver deliver` process `palaver serve` started, if any (Linux /proc)."""
+    if pid is None:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == pid and b"deliver" in cmdline:
+            return int(entry.name)
+    return None
+
+
 def parse_ended_at(value: str) -> float:
     from datetime import datetime, timezone
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -1086,6 +1114,10 @@ class WebhookBench:
                 f"after create+list" + (f", {missing} missing" if missing else ""))
         idfile = self.workdir / f"palaver-{mode}-ids.txt"
         write_ids(idfile, ids)
+        server_pid = pal.server.proc.pid if pal.server and pal.server.proc else None
+        receiver_pid = self.receiver.proc.pid if self.receiver and self.receiver.proc else None
+        pids = {"server": server_pid, "worker": delivery_child(server_pid), "receiver": receiver_pid}
+        cpu_before = {k: cpu_seconds(v) for k, v in pids.items()}
         end = pal.load("end", END_LUA, str(idfile), len(ids), rnd, tag=f"{mode} ")
         wrk_done = time.time()
         out["end"] = end
@@ -1129,6 +1161,20 @@ class WebhookBench:
                                               self.shutdowns_expected, f"{where} on")
             d["transcripts_drained_s"] = waited
             d["transcripts_missing"] = missing
+            # Where the CPU went, from the end phase's start until every shutdown and
+            # transcript arrived: per end for the server, per webhook for the others.
+            cpu = {}
+            for k, pid in pids.items():
+                after, before = cpu_seconds(pid), cpu_before[k]
+                if after is not None and before is not None:
+                    cpu[k] = after - before
+            webhooks = 2 * len(ids)
+            d["cpu_s"] = cpu
+            if cpu:
+                log(f"   {where:<7} palaver   on     CPU from the ends until all {webhooks} webhooks arrived: "
+                    + ", ".join(f"{k} {v:.2f}s" for k, v in cpu.items())
+                    + (f"; per webhook: worker {cpu['worker'] / webhooks * 1e6:.0f} us" if "worker" in cpu else "")
+                    + (f", receiver {cpu['receiver'] / webhooks * 1e6:.0f} us" if "receiver" in cpu else ""))
         pal.ensure_alive(f"during {where} {mode}")
         return out
 

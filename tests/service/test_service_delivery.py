@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,7 @@ class Hooks:
     server: ThreadingHTTPServer
     seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (webhook-id, body)
     answers: list[int] = field(default_factory=list)  # statuses to answer first, in order (then 200)
+    delay: float = 0.0  # seconds before each answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -58,6 +60,7 @@ def hooks() -> Iterator[Hooks]:
             with h.lock:
                 h.seen.append((self.headers["webhook-id"], json.loads(body)))
                 status = h.answers.pop(0) if h.answers else 200
+            time.sleep(h.delay)
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -209,6 +212,25 @@ def test_replay_through_the_outbox_sends_the_same_event_again(tmp_path: Path, ho
         await w.drain(worker)
         assert hooks.ids() == [f"{cid}.system.replica_joined"] * 2
         assert hooks.seen[0][1] == hooks.seen[1][1]
+
+    scenario(tmp_path, body)
+
+
+def test_a_stopping_worker_records_the_attempts_in_flight(tmp_path: Path, hooks: Hooks) -> None:
+    """Stopped mid-send, the worker waits for the answers and records them: nothing is sent twice."""
+
+    async def body(w: World) -> None:
+        hooks.delay = 0.3
+        cid = await w.conversation(hooks.url, end=False)
+        stop = asyncio.Event()
+        worker = w.worker()
+        running = asyncio.create_task(worker.run(stop))
+        while not hooks.ids():  # the request has reached the receiver, whose answer is 0.3 s away
+            await asyncio.sleep(0.01)
+        stop.set()
+        await running
+        (d,) = await w.ledger.list_deliveries(conversation_id=cid)
+        assert (d.status, d.attempts) == ("delivered", 1)
 
     scenario(tmp_path, body)
 

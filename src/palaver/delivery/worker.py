@@ -45,6 +45,7 @@ log = logging.getLogger("palaver.webhooks")
 # An attempt's outcome in palaver_webhook_attempts_total, from the delivery's resulting status.
 _OUTCOMES = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.PENDING: "retry", DeliveryStatus.FAILED: "failed"}
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
+STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
 
 
 def render(changes: list[OutboxChange]) -> tuple[list[NewDelivery], list[str], list[str]]:
@@ -151,6 +152,10 @@ class DeliveryWorker:
                         except TimeoutError:
                             pass
             finally:
+                # Let attempts in flight finish (briefly) so their outcome is recorded
+                # rather than sent again by the next worker.
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks), timeout=STOP_GRACE)
                 for task in list(self._tasks):
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
