@@ -1118,7 +1118,10 @@ class WebhookBench:
         receiver_pid = self.receiver.proc.pid if self.receiver and self.receiver.proc else None
         pids = {"server": server_pid, "worker": delivery_child(server_pid), "receiver": receiver_pid}
         cpu_before = {k: cpu_seconds(v) for k, v in pids.items()}
-        end = pal.load("end", END_LUA, str(idfile), len(ids), rnd, tag=f"{mode} ")
+        pace = None
+        if self.args.end_rate:
+            pace = {"PALAVER_BENCH_DELAY_MS": str(max(1, round(self.args.connections * 1000 / self.args.end_rate)))}
+        end = pal.load("end", END_LUA, str(idfile), len(ids), rnd, tag=f"{mode} ", env=pace)
         wrk_done = time.time()
         out["end"] = end
         self.ended_total += len(ids)
@@ -1214,7 +1217,8 @@ def webhook_report(args: argparse.Namespace, info: dict[str, Any],
     log(f"Palaver : commit {info['palaver_commit']}, one server for both modes, "
         f"serve args: {' '.join(args.serve_arg)}")
     log(f"Load    : N={args.n} conversations per phase, {args.connections} connections, "
-        f"{args.threads} wrk threads")
+        f"{args.threads} wrk threads"
+        + (f"; end phases paced at ~{args.end_rate:.0f}/s (--end-rate)" if args.end_rate else ""))
     log(f"Rounds  : {len(rounds)} of {args.rounds} completed; each round = webhooks off "
         f"and webhooks on, order alternated")
     log(f"          warm-up {args.warmup} creates+ends per mode (not counted)")
@@ -1380,6 +1384,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--allow-private-callbacks; every round ends N conversations "
                         "with webhooks off and N with a local receiver as callback_url, "
                         "and measures the system.shutdown delivery delay")
+    p.add_argument("--end-rate", type=float, default=None,
+                   help="webhooks mode: pace the end phases at about this many ends/s "
+                        "(each connection waits connections/rate between requests) instead "
+                        "of as fast as the server answers: the delivery delay at a steady load")
     p.add_argument("--webhook-wait", type=float, default=120.0,
                    help="webhooks mode: at most this many seconds to wait for the "
                         "deliveries of a phase to arrive (default 120)")

@@ -12,6 +12,14 @@
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(here .. "common.lua")
 
+-- Optional pacing (webhooks mode, --end-rate): each connection waits this many
+-- milliseconds between its requests, so the load is a steady rate rather than
+-- as fast as the server answers.
+local pace = tonumber(os.getenv("PALAVER_BENCH_DELAY_MS") or "")
+if pace and pace > 0 then
+   function delay() return pace end
+end
+
 setup = common.setup
 done = common.done
 request = common.request
