@@ -59,7 +59,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
             asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
             asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"),
         ]
-        worker = delivery_process.spawn(settings) if settings.delivery_process else None
+        workers = delivery_process.spawn_all(settings) if settings.delivery_process else []
         if on_ready is not None:
             on_ready()
         try:
@@ -69,7 +69,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if worker is not None:
+            for worker in workers:
                 await asyncio.to_thread(delivery_process.stop, worker)
             await ledger.close()
             await storage.close()

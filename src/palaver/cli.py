@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ import click
 
 from palaver import __version__
 from palaver.domain.clock import SystemClock, iso_timestamp
+from palaver.domain.shards import Shard
 from palaver.service.keys import UnknownAccount, issue_key
 from palaver.settings import Settings, default_database_url
 from palaver.storage import Storage, open_storage
@@ -91,6 +93,12 @@ def main() -> None:
 @click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
 @click.option(
+    "--delivery-workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Webhook delivery processes (default: one per CPU core).",
+)
+@click.option(
     "--no-delivery",
     is_flag=True,
     help="Do not start the webhook delivery worker (run `palaver deliver` yourself, or send no webhooks).",
@@ -104,6 +112,7 @@ def serve(
     allow_private_callbacks: bool,
     webhook_max_attempts: int,
     webhook_max_age: float,
+    delivery_workers: int | None,
     no_delivery: bool,
 ) -> None:
     """Start the API server and its webhook delivery worker (migrations are applied first)."""
@@ -130,6 +139,7 @@ def serve(
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
         delivery_process=not no_delivery,
+        delivery_workers=delivery_workers or os.cpu_count() or 1,
     )
 
     def ready() -> None:
@@ -273,6 +283,12 @@ def webhooks_replay(event_id: str, database_url: str) -> None:
 @click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
 @click.option("--niceness", type=click.IntRange(0, 19), default=10, show_default=True, help="Scheduling priority.")
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    help="INDEX/COUNT: deliver for the conversations of this shard only (one worker per shard).",
+)
 @click.option("--parent-pipe", is_flag=True, hidden=True, help="Stop when standard input closes (used by serve).")
 def deliver(
     database_url: str,
@@ -280,6 +296,7 @@ def deliver(
     webhook_max_attempts: int,
     webhook_max_age: float,
     niceness: int,
+    shard: str,
     parent_pipe: bool,
 ) -> None:
     """Run the webhook delivery worker (`palaver serve` starts one; use this with --no-delivery)."""
@@ -291,4 +308,9 @@ def deliver(
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
     )
-    process.run(settings, parent_pipe=parent_pipe, niceness=niceness)
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+        owned = Shard(index, count)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected INDEX/COUNT with 0 <= INDEX < COUNT, got {shard!r}") from exc
+    process.run(settings, parent_pipe=parent_pipe, niceness=niceness, shard=owned)

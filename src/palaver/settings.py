@@ -28,3 +28,4 @@ class Settings:
     # the in-process app used by tests leaves it off.
     delivery_process: bool = False
     delivery_niceness: int = 10
+    delivery_workers: int = 1

@@ -276,22 +276,41 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _nice(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_the_delivery_worker_is_a_lower_priority_child_that_dies_with_its_server(server_factory) -> None:
-    srv = server_factory(name="webhook-child")
+def test_the_delivery_workers_are_lower_priority_children_that_die_with_their_server(server_factory) -> None:
+    srv = server_factory(name="webhook-child", extra_args=("--delivery-workers", "2"))
     assert srv.proc is not None
-    (child,) = _delivery_children(srv.proc.pid)
-    deadline = time.monotonic() + 10  # it lowers its own priority as it starts
-    while int((Path("/proc") / str(child) / "stat").read_text().rsplit(")", 1)[1].split()[16]) != 10:
-        assert time.monotonic() < deadline, "the delivery worker kept the server's priority"
+    children = _delivery_children(srv.proc.pid)
+    assert len(children) == 2
+    deadline = time.monotonic() + 10  # each lowers its own priority as it starts
+    while any(_nice(child) != 10 for child in children):
+        assert time.monotonic() < deadline, "a delivery worker kept the server's priority"
         time.sleep(0.05)
-    srv.kill()  # SIGKILL: no chance to stop the child itself
+    srv.kill()  # SIGKILL: no chance to stop the children itself
     deadline = time.monotonic() + 5
-    while _alive(child):
-        assert time.monotonic() < deadline, "the delivery worker outlived its server"
+    while any(_alive(child) for child in children):
+        assert time.monotonic() < deadline, "a delivery worker outlived its server"
         time.sleep(0.05)
     srv.start()
-    assert len(_delivery_children(srv.proc.pid)) == 1
+    assert len(_delivery_children(srv.proc.pid)) == 2
+
+
+def test_three_workers_share_the_conversations_and_keep_each_in_order(receiver, server_factory) -> None:
+    srv = server_factory(name="webhook-shards", extra_args=("--allow-private-callbacks", "--delivery-workers", "3"))
+    account = srv.create_key(name="shards")
+    with srv.client(account.key) as c:
+        cids = [create(c, receiver.url("/shards")) for _ in range(30)]
+        for cid in cids:
+            assert c.post(f"/v2/conversations/{cid}/end").status_code == 200
+    got = receiver.wait_for("/shards", 90)
+    ids = [r.headers["webhook-id"] for r in got]
+    assert sorted(ids) == sorted(f"{cid}.{t}" for cid in cids for t in LIFECYCLE)  # each once
+    for cid in cids:
+        assert [i for i in ids if i.startswith(cid)] == [f"{cid}.{t}" for t in LIFECYCLE]
 
 
 def test_no_delivery_then_palaver_deliver_sends_what_was_waiting(receiver, server_factory) -> None:

@@ -18,14 +18,16 @@ from typing import Any
 
 import pytest
 
+from palaver.delivery.sender import SendResult
 from palaver.delivery.worker import DeliveryWorker, render
 from palaver.domain.clock import ManualClock
 from palaver.domain.conversation import History
 from palaver.domain.retry import RetryPolicy
+from palaver.domain.shards import Shard
 from palaver.service.conversations import ConversationService, CreateConversation
 from palaver.service.keys import issue_key
 from palaver.storage import open_storage
-from palaver.storage.base import DeliveryLedger, OutboxChange, Storage, open_ledger
+from palaver.storage.base import DeliveryLedger, NewDelivery, OutboxChange, Storage, open_ledger
 
 LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
 
@@ -270,3 +272,67 @@ def test_render_turns_changes_into_their_events() -> None:
     assert {d.created_epoch for d in new} == {5.0} and {d.account_id for d in new} == {"acc"}
     assert json.loads(new[1].body)["properties"]["shutdown_reason"] == "max_call_duration reached"
     assert (purge, replay) == (["c1"], ["c1.system.shutdown"])
+
+
+def test_two_sharded_workers_deliver_everything_once_between_them(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        cids = [await w.conversation(hooks.url) for _ in range(12)]
+        workers = [w.worker(shard=Shard(i, 2)) for i in range(2)]
+        for worker in workers:
+            await w.drain(worker)
+        ids = hooks.ids()
+        assert sorted(ids) == sorted(f"{c}.{t}" for c in cids for t in LIFECYCLE)
+        per_worker = [
+            {
+                d.conversation_id
+                for d in await w.ledger.list_deliveries(limit=1000)
+                if Shard(i, 2).owns(d.conversation_id)
+            }
+            for i in range(2)
+        ]
+        assert all(per_worker)  # both had work
+        assert await w.ledger.cursor() == max(c.seq for c in await w.storage.read_outbox(0, 1000))
+
+    scenario(tmp_path, body)
+
+
+class RecordingSender:
+    """Stands in for the HTTP sender: answers 200 at once and remembers the order of the sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str], now: float) -> SendResult:
+        self.sent.append(headers["webhook-id"])
+        await asyncio.sleep(0)
+        return SendResult(200, 1.0)
+
+
+def test_under_a_backlog_shutdowns_go_before_other_conversations_transcripts(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        url = "http://127.0.0.1:9/hook"
+
+        def new(cid: str, event_type: str) -> NewDelivery:
+            return NewDelivery(f"{cid}.{event_type}", cid, w.account, event_type, url, "{}", 1.0)
+
+        # A ended first and only its transcript is left; B's replica_joined, shutdown and transcript wait behind.
+        backlog = [
+            new("a", "application.transcription_ready"),
+            new("b", "system.replica_joined"),
+            new("b", "system.shutdown"),
+            new("b", "application.transcription_ready"),
+            new("c", "system.shutdown"),
+        ]
+        await w.ledger.ingest(backlog, 0, purge=[], replay=[])
+        worker = w.worker(concurrency=1)
+        sender = RecordingSender()
+        await worker.drain(sender)  # type: ignore[arg-type]
+        assert sender.sent == [
+            "b.system.replica_joined",
+            "c.system.shutdown",
+            "b.system.shutdown",
+            "a.application.transcription_ready",
+            "b.application.transcription_ready",
+        ]
+
+    scenario(tmp_path, body)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from palaver.domain.shards import Shard
 from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryLedger, NewDelivery, open_ledger
 from palaver.storage.sqlite_ledger import ledger_path
 
@@ -109,3 +110,34 @@ def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
         return seen
 
     assert asyncio.run(scenario()) == ["a.x"]
+
+
+def test_each_shard_keeps_its_own_cursor_and_a_new_count_restarts_from_the_lowest(ledger: DeliveryLedger, run) -> None:
+    one = Shard(0, 1)
+    assert run(ledger.cursor(one)) == 0
+    run(ledger.ingest([], 10, purge=[], replay=[], shard=one))
+    # two workers now: both start from where the single one stopped
+    a, b = Shard(0, 2), Shard(1, 2)
+    assert (run(ledger.cursor(a)), run(ledger.cursor(b))) == (10, 10)
+    run(ledger.ingest([], 25, purge=[], replay=[], shard=a))
+    run(ledger.ingest([], 15, purge=[], replay=[], shard=b))
+    assert (run(ledger.cursor(a)), run(ledger.cursor(b)), run(ledger.cursor())) == (25, 15, 15)
+    # back to one: it must not skip what shard b has not taken yet
+    assert run(ledger.cursor(one)) == 15
+
+
+def test_pending_is_split_by_shard(ledger: DeliveryLedger, run) -> None:
+    cids = [f"c{n:015x}" for n in range(20)]
+    run(ledger.ingest([new(c, "x") for c in cids], 1, purge=[], replay=[]))
+    halves = [{d.conversation_id for d in run(ledger.pending(Shard(i, 2)))} for i in range(2)]
+    assert halves[0] | halves[1] == set(cids) and not halves[0] & halves[1] and all(halves)
+
+
+def test_a_shard_owns_each_conversation_exactly_once() -> None:
+    cids = [f"c{n:015x}" for n in range(1000)]
+    for count in (1, 2, 3, 7):
+        owners = [[i for i in range(count) if Shard(i, count).owns(c)] for c in cids]
+        assert all(len(o) == 1 for o in owners)
+        assert {o[0] for o in owners} == set(range(count))  # every shard gets some
+    with pytest.raises(ValueError):
+        Shard(2, 2)

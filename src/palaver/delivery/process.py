@@ -12,7 +12,12 @@ its standard input and closes the pipe to stop it. If the server dies, even by
 `kill -9`, the kernel closes the pipe and the worker stops on its own: an
 orphan can never keep delivering beside the next server's worker. An exclusive
 lock on a file next to the ledger makes sure of it: a second worker for the
-same ledger waits until the first is gone.
+same ledger and shard waits until the first is gone.
+
+Several workers (`--delivery-workers`, one per core by default) split the
+conversations between them by a hash of the id (domain/shards.py): one
+process sends at most ~7,000-10,000 webhooks a second (docs/performance.md),
+and a burst of ends makes two webhooks each.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Iterator
 from palaver.delivery.worker import DeliveryWorker
 from palaver.domain.clock import SystemClock
 from palaver.domain.retry import RetryPolicy
+from palaver.domain.shards import ALL, Shard
 from palaver.settings import Settings
 from palaver.storage.base import open_ledger
 from palaver.storage.sqlite import sqlite_path
@@ -41,7 +47,13 @@ log = logging.getLogger("palaver.webhooks")
 NICENESS = 10  # below request handling: the kernel gives the server's loop the CPU first
 
 
-def spawn(settings: Settings) -> subprocess.Popen[bytes]:
+def spawn_all(settings: Settings) -> list[subprocess.Popen[bytes]]:
+    """One worker per shard (`settings.delivery_workers`)."""
+    count = settings.delivery_workers
+    return [spawn(settings, Shard(index, count)) for index in range(count)]
+
+
+def spawn(settings: Settings, shard: Shard = ALL) -> subprocess.Popen[bytes]:
     """Start `palaver deliver` for these settings, tied to this process by a pipe on its stdin."""
     args = [
         sys.executable,
@@ -57,6 +69,8 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
         str(settings.webhook_max_age),
         "--niceness",
         str(settings.delivery_niceness),
+        "--shard",
+        f"{shard.index}/{shard.count}",
     ]
     if settings.allow_private_callbacks:
         args.append("--allow-private-callbacks")
@@ -101,24 +115,25 @@ def _exclusive(lock_path: str, *, parent_pipe: bool) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def run(settings: Settings, *, parent_pipe: bool, niceness: int) -> None:
+def run(settings: Settings, *, parent_pipe: bool, niceness: int, shard: Shard = ALL) -> None:
     """The body of `palaver deliver`."""
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
     ledger_file = ledger_path(sqlite_path(settings.database_url))
-    with _exclusive(ledger_file + ".lock", parent_pipe=parent_pipe) as locked:
+    lock = ledger_file + ".lock" + (f".{shard.index}" if shard.index else "")
+    with _exclusive(lock, parent_pipe=parent_pipe) as locked:
         if not locked:
             return
         try:
             import uvloop
 
-            uvloop.run(_deliver(settings, parent_pipe=parent_pipe))
+            uvloop.run(_deliver(settings, parent_pipe=parent_pipe, shard=shard))
         except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-            asyncio.run(_deliver(settings, parent_pipe=parent_pipe))
+            asyncio.run(_deliver(settings, parent_pipe=parent_pipe, shard=shard))
 
 
-async def _deliver(settings: Settings, *, parent_pipe: bool) -> None:
+async def _deliver(settings: Settings, *, parent_pipe: bool, shard: Shard) -> None:
     from palaver.storage.sqlite import SQLiteStorage
 
     storage = SQLiteStorage(
@@ -147,6 +162,7 @@ async def _deliver(settings: Settings, *, parent_pipe: bool) -> None:
         SystemClock(),
         policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
         allow_private=settings.allow_private_callbacks,
+        shard=shard,
     )
     try:
         await worker.run(stop_event)

@@ -30,6 +30,7 @@ from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
 from palaver.domain.retry import DeliveryStatus, RetryPolicy, decide
+from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
     AttemptRecord,
     AttemptResult,
@@ -103,8 +104,10 @@ class DeliveryWorker:
         ingest_batch: int = 1000,
         connect_timeout: float = 5.0,
         read_timeout: float = 10.0,
+        shard: Shard = ALL,
     ) -> None:
         self._storage = storage
+        self._shard = shard
         self._ledger = ledger
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -117,7 +120,11 @@ class DeliveryWorker:
         self._read_timeout = read_timeout
         self._cursor: int | None = None
         self._queues: dict[str, deque[DeliveryRecord]] = {}  # pending deliveries per conversation, in order
-        self._ready: deque[str] = deque()  # conversations whose first delivery is due now
+        # Conversations whose first delivery is due now, in two lanes: system events
+        # (replica_joined, shutdown) go before application events (transcripts, and
+        # later recordings and perception analyses) of other conversations.
+        self._ready_system: deque[str] = deque()
+        self._ready_other: deque[str] = deque()
         self._later: list[tuple[float, str]] = []  # (due time, conversation): retries waiting for their time
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,8 +170,8 @@ class DeliveryWorker:
 
     async def load(self) -> None:
         """The ledger's pending deliveries back into the queues (after a start or restart)."""
-        self._cursor = await self._ledger.cursor()
-        for delivery in await self._ledger.pending():
+        self._cursor = await self._ledger.cursor(self._shard)
+        for delivery in await self._ledger.pending(self._shard):
             self._enqueue(delivery)
 
     async def step(self, sender: WebhookSender) -> bool:
@@ -184,8 +191,8 @@ class DeliveryWorker:
         changes = await self._storage.read_outbox(self._cursor, self._ingest_batch)
         if not changes:
             return 0
-        new, purge, replay = render(changes)
-        queued = await self._ledger.ingest(new, changes[-1].seq, purge=purge, replay=replay)
+        new, purge, replay = render([c for c in changes if self._shard.owns(c.conversation_id)])
+        queued = await self._ledger.ingest(new, changes[-1].seq, purge=purge, replay=replay, shard=self._shard)
         self._cursor = changes[-1].seq
         for conversation_id in purge:
             self._queues.pop(conversation_id, None)
@@ -208,7 +215,7 @@ class DeliveryWorker:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
                 continue
             self.dispatch(sender)
-            if not self._tasks and not self._ready and not await self._storage.read_outbox(self._cursor or 0, 1):
+            if not self._tasks and not self._has_ready() and not await self._storage.read_outbox(self._cursor or 0, 1):
                 break
         await self.flush()
 
@@ -225,17 +232,35 @@ class DeliveryWorker:
     def _schedule(self, head: DeliveryRecord) -> None:
         """Make a conversation's first delivery ready now, or at its retry time."""
         if head.next_attempt_epoch <= self._clock.now():
-            self._ready.append(head.conversation_id)
+            self._make_ready(head)
         else:
             heapq.heappush(self._later, (head.next_attempt_epoch, head.conversation_id))
+
+    def _make_ready(self, head: DeliveryRecord) -> None:
+        """Queue a conversation in its head event's lane.
+
+        Why two lanes: under a backlog (a burst of ends makes two webhooks each), a
+        system.shutdown would otherwise wait behind the transcripts of conversations
+        that ended before it. Lifecycle signals are what integrations act on at
+        once; payloads can follow. Order within a conversation is unchanged: only
+        its first pending event is ever queued.
+        """
+        lane = self._ready_system if head.event_type.startswith("system.") else self._ready_other
+        lane.append(head.conversation_id)
+
+    def _has_ready(self) -> bool:
+        return bool(self._ready_system or self._ready_other)
 
     def dispatch(self, sender: WebhookSender) -> None:
         """Start attempts for due conversations, up to the concurrency limit."""
         now = self._clock.now()
         while self._later and self._later[0][0] <= now:
-            self._ready.append(heapq.heappop(self._later)[1])
-        while self._ready and len(self._tasks) < self._concurrency:
-            conversation_id = self._ready.popleft()
+            queue = self._queues.get(heapq.heappop(self._later)[1])
+            if queue:
+                self._make_ready(queue[0])
+        while self._has_ready() and len(self._tasks) < self._concurrency:
+            lane = self._ready_system or self._ready_other
+            conversation_id = lane.popleft()
             queue = self._queues.get(conversation_id)
             if not queue or conversation_id in self._in_flight or queue[0].next_attempt_epoch > now:
                 continue  # purged, already sent, or a stale entry for a retry not yet due

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from palaver.domain.conversation import EndOutcome, History
+from palaver.domain.shards import Shard
 from palaver.domain.timers import Deadline, TimerSettings
 
 
@@ -262,20 +263,28 @@ class DeliveryLedger(Protocol):
 
     async def close(self) -> None: ...
 
-    async def cursor(self) -> int:
-        """The last outbox seq taken into the ledger."""
+    async def cursor(self, shard: Shard | None = None) -> int:
+        """The last outbox seq this shard's worker took into the ledger (set up for the shard count
+        given, resetting every cursor to the lowest if the count changed); without a shard, the
+        lowest of all: every change at or below it is in the ledger."""
         ...
 
     async def ingest(
-        self, deliveries: list[NewDelivery], cursor: int, *, purge: list[str], replay: list[str]
+        self,
+        deliveries: list[NewDelivery],
+        cursor: int,
+        *,
+        purge: list[str],
+        replay: list[str],
+        shard: Shard = ...,
     ) -> list[DeliveryRecord]:
         """In one transaction: store new deliveries (an event_id already stored is skipped), delete the
-        deliveries of purged conversations, queue replayed events again, and advance the cursor.
-        Returns the deliveries that became pending, in delivery order."""
+        deliveries of purged conversations, queue replayed events again, and advance the shard's
+        cursor. Returns the deliveries that became pending, in delivery order."""
         ...
 
-    async def pending(self) -> list[DeliveryRecord]:
-        """Every pending delivery, in delivery order (the worker's queue after a restart)."""
+    async def pending(self, shard: Shard = ...) -> list[DeliveryRecord]:
+        """The shard's pending deliveries, in delivery order (its worker's queue after a restart)."""
         ...
 
     async def record(self, results: list[AttemptResult]) -> None:

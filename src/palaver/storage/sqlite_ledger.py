@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryRecord, NewDelivery
 from palaver.storage.migrations import apply_sqlite_migrations
 
@@ -68,11 +69,38 @@ class SQLiteDeliveryLedger:
     async def close(self) -> None:
         self._conn.close()
 
-    async def cursor(self) -> int:
-        return int(self._conn.execute("SELECT outbox_seq FROM ingest_cursor").fetchone()[0])
+    async def cursor(self, shard: Shard | None = None) -> int:
+        if shard is None:
+            row = self._conn.execute("SELECT MIN(outbox_seq) FROM ingest_cursors").fetchone()
+            return int(row[0] or 0)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute("SELECT shard, shards, outbox_seq FROM ingest_cursors").fetchall()
+            if sorted((r[0], r[1]) for r in rows) != [(i, shard.count) for i in range(shard.count)]:
+                # Another number of workers than last time: every shard starts again from the
+                # lowest cursor, so no change is missed by a conversation moving shards.
+                base = min((r[2] for r in rows), default=0)
+                conn.execute("DELETE FROM ingest_cursors")
+                conn.executemany(
+                    "INSERT INTO ingest_cursors (shard, shards, outbox_seq) VALUES (?, ?, ?)",
+                    [(i, shard.count, base) for i in range(shard.count)],
+                )
+            (seq,) = conn.execute("SELECT outbox_seq FROM ingest_cursors WHERE shard = ?", (shard.index,)).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(seq)
 
     async def ingest(
-        self, deliveries: list[NewDelivery], cursor: int, *, purge: list[str], replay: list[str]
+        self,
+        deliveries: list[NewDelivery],
+        cursor: int,
+        *,
+        purge: list[str],
+        replay: list[str],
+        shard: Shard = ALL,
     ) -> list[DeliveryRecord]:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -118,18 +146,21 @@ class SQLiteDeliveryLedger:
                     (time.time(), json.dumps(replay)),
                 ).fetchall()
                 rows.extend(sorted(replayed, key=lambda r: r[0]))
-            conn.execute("UPDATE ingest_cursor SET outbox_seq = ? WHERE outbox_seq < ?", (cursor, cursor))
+            conn.execute(
+                "UPDATE ingest_cursors SET outbox_seq = ? WHERE shard = ? AND outbox_seq < ?",
+                (cursor, shard.index, cursor),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return [DeliveryRecord(*r) for r in rows]
 
-    async def pending(self) -> list[DeliveryRecord]:
+    async def pending(self, shard: Shard = ALL) -> list[DeliveryRecord]:
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY delivery_id"
         ).fetchall()
-        return [DeliveryRecord(*r) for r in rows]
+        return [DeliveryRecord(*r) for r in rows if shard.owns(r[2])]
 
     async def record(self, results: list[AttemptResult]) -> None:
         if not results:
