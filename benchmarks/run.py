@@ -987,10 +987,11 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def delivery_child(pid: int | None) -> int | None:
-    """The `palaver deliver` process `palaver serve` started, if any (Linux /proc)."""
+def delivery_children(pid: int | None) -> list[int]:
+    """The `palaver deliver` processes `palaver serve` started (Linux /proc)."""
+    found: list[int] = []
     if pid is None:
-        return None
+        return found
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -1000,8 +1001,8 @@ def delivery_child(pid: int | None) -> int | None:
         except OSError:
             continue
         if ppid == pid and b"deliver" in cmdline:
-            return int(entry.name)
-    return None
+            found.append(int(entry.name))
+    return found
 
 
 def parse_ended_at(value: str) -> float:
@@ -1116,8 +1117,15 @@ class WebhookBench:
         write_ids(idfile, ids)
         server_pid = pal.server.proc.pid if pal.server and pal.server.proc else None
         receiver_pid = self.receiver.proc.pid if self.receiver and self.receiver.proc else None
-        pids = {"server": server_pid, "worker": delivery_child(server_pid), "receiver": receiver_pid}
-        cpu_before = {k: cpu_seconds(v) for k, v in pids.items()}
+        workers = delivery_children(server_pid)
+        pids: dict[str, list[int]] = {"server": [server_pid] if server_pid else [], "worker": workers,
+                                      "receiver": [receiver_pid] if receiver_pid else []}
+
+        def cpu_of(group: list[int]) -> float | None:
+            times = [cpu_seconds(p) for p in group]
+            return None if not group or None in times else sum(t for t in times if t is not None)
+
+        cpu_before = {k: cpu_of(v) for k, v in pids.items()}
         pace = None
         if self.args.end_rate:
             pace = {"PALAVER_BENCH_DELAY_MS": str(max(1, round(self.args.connections * 1000 / self.args.end_rate)))}
@@ -1167,14 +1175,15 @@ class WebhookBench:
             # Where the CPU went, from the end phase's start until every shutdown and
             # transcript arrived: per end for the server, per webhook for the others.
             cpu = {}
-            for k, pid in pids.items():
-                after, before = cpu_seconds(pid), cpu_before[k]
+            for k, group in pids.items():
+                after, before = cpu_of(group), cpu_before[k]
                 if after is not None and before is not None:
                     cpu[k] = after - before
             webhooks = 2 * len(ids)
             d["cpu_s"] = cpu
             if cpu:
-                log(f"   {where:<7} palaver   on     CPU from the ends until all {webhooks} webhooks arrived: "
+                log(f"   {where:<7} palaver   on     CPU from the ends until all {webhooks} webhooks arrived "
+                    f"({len(workers)} delivery worker{'s' if len(workers) != 1 else ''}): "
                     + ", ".join(f"{k} {v:.2f}s" for k, v in cpu.items())
                     + (f"; per webhook: worker {cpu['worker'] / webhooks * 1e6:.0f} us" if "worker" in cpu else "")
                     + (f", receiver {cpu['receiver'] / webhooks * 1e6:.0f} us" if "receiver" in cpu else ""))

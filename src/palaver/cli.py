@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -96,7 +95,8 @@ def main() -> None:
     "--delivery-workers",
     type=click.IntRange(1, 64),
     default=None,
-    help="Webhook delivery processes (default: one per CPU core).",
+    help="Webhook delivery processes, each owning a share of the conversations (default 1; more on machines "
+    "with cores the API does not use).",
 )
 @click.option(
     "--no-delivery",
@@ -139,7 +139,7 @@ def serve(
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
         delivery_process=not no_delivery,
-        delivery_workers=delivery_workers or os.cpu_count() or 1,
+        delivery_workers=delivery_workers or 1,
     )
 
     def ready() -> None:

@@ -14,10 +14,12 @@ orphan can never keep delivering beside the next server's worker. An exclusive
 lock on a file next to the ledger makes sure of it: a second worker for the
 same ledger and shard waits until the first is gone.
 
-Several workers (`--delivery-workers`, one per core by default) split the
-conversations between them by a hash of the id (domain/shards.py): one
-process sends at most ~7,000-10,000 webhooks a second (docs/performance.md),
-and a burst of ends makes two webhooks each.
+Several workers (`--delivery-workers`, default 1) split the conversations
+between them by a hash of the id (domain/shards.py): one process sends at most
+~7,000-10,000 webhooks a second (docs/performance.md). One is the default
+because on a small machine a second worker takes its CPU from the API during
+a burst (measured on 2 cores: the end throughput cost of webhooks rose from
+~18 % to ~23 %, for a shutdown p99 of 2.6 s instead of 3.1 s).
 """
 
 from __future__ import annotations
