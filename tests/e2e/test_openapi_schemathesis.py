@@ -14,7 +14,9 @@ Checks: schemathesis' default checks (no 5xx, status codes, content types and bo
 conform to the schema, invalid data is rejected, auth is not ignored, ...), with one
 adjustment: ``positive_data_acceptance`` also allows 400, because schema-valid requests
 routinely name resources that do not exist (``Invalid conversation_id``, ``Invalid
-replica_id``) and the Tavus contract answers those with 400, not 404.
+replica_id``) and the Tavus contract answers those with 400, not 404; and
+``negative_data_rejection`` also allows 413, the body-size limit's answer to an invalid body
+generated past 1 MiB.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def live_schema(fuzz_server):
             "checks": {
                 "positive_data_acceptance": {
                     "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"],
+                },
+                # 413 is a rejection too: an invalid body generated past 1 MiB (an over-long
+                # string field) meets the body-size limit before it reaches validation.
+                "negative_data_rejection": {
+                    "expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428"],
                 },
             },
         }
