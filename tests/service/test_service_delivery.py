@@ -336,3 +336,26 @@ def test_under_a_backlog_shutdowns_go_before_other_conversations_transcripts(tmp
         ]
 
     scenario(tmp_path, body)
+
+
+def test_attempts_that_could_not_be_recorded_are_kept_for_the_next_flush(tmp_path: Path, hooks: Hooks) -> None:
+    async def body(w: World) -> None:
+        cid = await w.conversation(hooks.url, end=False)
+        worker = w.worker()
+        real_record = w.ledger.record
+        failures = [OSError("disk full")]
+
+        async def flaky(results: Any) -> None:
+            if failures:
+                raise failures.pop()
+            await real_record(results)
+
+        w.ledger.record = flaky  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await w.drain(worker)
+        await w.drain(worker)
+        (d,) = await w.ledger.list_deliveries(conversation_id=cid)
+        assert (d.status, d.attempts) == ("delivered", 1)
+        assert hooks.ids() == [f"{cid}.system.replica_joined"]  # recorded late, not sent twice
+
+    scenario(tmp_path, body)

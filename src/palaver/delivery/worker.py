@@ -205,10 +205,14 @@ class DeliveryWorker:
         self._flushed_at = self._clock.now()
         if self._results:
             results, self._results = self._results, []
-            await self._ledger.record(results)
+            try:
+                await self._ledger.record(results)
+            except Exception:
+                self._results = results + self._results  # kept for the next flush, not lost
+                raise
 
     async def drain(self, sender: WebhookSender) -> None:
-        """Step until nothing is due or in flight, then record everything (tests and shutdown)."""
+        """Step until nothing is due or in flight, then record everything (for tests and tools)."""
         while True:
             await self.step(sender)
             if self._tasks:
