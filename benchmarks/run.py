@@ -57,6 +57,7 @@ import time
 from abc import ABC, abstractmethod
 from importlib import metadata
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -1319,14 +1320,24 @@ def webhook_main(args: argparse.Namespace, wrk: Wrk, workdir: Path,
                  info: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"rounds": []}
     bench = WebhookBench(args, wrk, workdir, problems)
+
+    def work() -> None:
+        bench.start()
+        bench.run(results)
+
+    run_guarded(work, bench.stop, problems)
+    return webhook_report(args, info, results, wrk, problems)
+
+
+def run_guarded(work: Callable[[], None], stop: Callable[[], None], problems: list[str]) -> None:
+    """Run a benchmark body, always stopping its servers; a failure becomes a problem in the report."""
     started = time.monotonic()
     try:
         try:
-            bench.start()
-            bench.run(results)
+            work()
         finally:
             log("== Stopping servers")
-            bench.stop()
+            stop()
     except BenchError as exc:
         problems.append(str(exc))
         log(f"error: {exc}")
@@ -1337,7 +1348,6 @@ def webhook_main(args: argparse.Namespace, wrk: Wrk, workdir: Path,
         problems.append("interrupted")
         log("interrupted")
     log(f"total time {time.monotonic() - started:.1f}s")
-    return webhook_report(args, info, results, wrk, problems)
 
 
 # ---------------------------------------------------------------------------
@@ -1476,40 +1486,32 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[Target] = []
     rounds: list[dict[str, Any]] = []
     pal: PalaverTarget | None = None
-    started = time.monotonic()
     log(f"workdir {workdir}")
-    try:
-        try:
-            # All servers are started up front and stay up for the whole run.
-            if not args.only_baseline:
-                pal = PalaverTarget(args, wrk, workdir, problems)
-                targets.append(pal)
-                pal.start()
-            if not args.skip_baseline:
-                base = BaselineTarget(args, wrk, workdir, problems)
-                targets.append(base)
-                base.start()
-            if not args.skip_starlette:
-                star = StarletteTarget(args, wrk, workdir, problems)
-                targets.append(star)
-                star.start()
-            run_rounds(args, targets, rounds, problems)
-            if pal is not None:
-                pal.final_verify()
-        finally:
-            log("== Stopping servers")
-            for t in targets:
-                t.stop()
-    except BenchError as exc:
-        problems.append(str(exc))
-        log(f"error: {exc}")
-    except httpx.HTTPError as exc:
-        problems.append(f"palaver API request failed: {exc!r}")
-        log(f"error: palaver API request failed: {exc!r}")
-    except KeyboardInterrupt:
-        problems.append("interrupted")
-        log("interrupted")
-    log(f"total time {time.monotonic() - started:.1f}s")
+
+    def work() -> None:
+        nonlocal pal
+        # All servers are started up front and stay up for the whole run.
+        if not args.only_baseline:
+            pal = PalaverTarget(args, wrk, workdir, problems)
+            targets.append(pal)
+            pal.start()
+        if not args.skip_baseline:
+            base = BaselineTarget(args, wrk, workdir, problems)
+            targets.append(base)
+            base.start()
+        if not args.skip_starlette:
+            star = StarletteTarget(args, wrk, workdir, problems)
+            targets.append(star)
+            star.start()
+        run_rounds(args, targets, rounds, problems)
+        if pal is not None:
+            pal.final_verify()
+
+    def stop() -> None:
+        for t in targets:
+            t.stop()
+
+    run_guarded(work, stop, problems)
 
     report = print_report(args, info, targets, rounds,
                           pal.verify if pal is not None else None, wrk, problems)

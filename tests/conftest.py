@@ -416,3 +416,14 @@ def other_account_key(server) -> str:
 @pytest.fixture(scope="session")
 def palaver_cli() -> Callable[..., subprocess.CompletedProcess]:
     return run_cli
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 (tests/webhook_receiver.py)."""
+    from webhook_receiver import start_receiver
+
+    rec = start_receiver()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()

@@ -69,8 +69,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            for worker in workers:
-                await asyncio.to_thread(delivery_process.stop, worker)
+            # All at once: each is given a grace period for its attempts in flight.
+            await asyncio.gather(*(asyncio.to_thread(delivery_process.stop, worker) for worker in workers))
             await ledger.close()
             await storage.close()
 

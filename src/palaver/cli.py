@@ -7,7 +7,7 @@ import gc
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -20,6 +20,7 @@ from palaver.storage import Storage, open_storage
 from palaver.storage.base import DeliveryLedger, open_ledger
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 GC_GEN0_THRESHOLD = 20_000
 
 database_option = click.option(
@@ -28,6 +29,26 @@ database_option = click.option(
     show_default="sqlite:///palaver.db, or $PALAVER_DATABASE_URL",
     help="Where Palaver keeps its state.",
 )
+
+
+def webhook_options(command: F) -> F:
+    """The delivery settings `serve` hands its workers and `deliver` takes itself, defaulting to Settings'."""
+    defaults = Settings()
+    command = click.option(
+        "--webhook-max-age",
+        type=click.FloatRange(min=1),
+        default=defaults.webhook_max_age,
+        show_default=True,
+        help="Seconds.",
+    )(command)
+    command = click.option(
+        "--webhook-max-attempts", type=click.IntRange(min=1), default=defaults.webhook_max_attempts, show_default=True
+    )(command)
+    return click.option(
+        "--allow-private-callbacks",
+        is_flag=True,
+        help="Deliver webhooks to loopback/private addresses too (local development and tests).",
+    )(command)
 
 
 class _Store(Protocol):
@@ -84,13 +105,7 @@ def main() -> None:
     show_default=True,
     help="NORMAL survives a process crash; FULL also survives power loss (fsync per group commit).",
 )
-@click.option(
-    "--allow-private-callbacks",
-    is_flag=True,
-    help="Deliver webhooks to loopback/private addresses too (local development and tests).",
-)
-@click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
+@webhook_options
 @click.option(
     "--delivery-workers",
     type=click.IntRange(1, 64),
@@ -275,13 +290,7 @@ def webhooks_replay(event_id: str, database_url: str) -> None:
 
 @main.command()
 @database_option
-@click.option(
-    "--allow-private-callbacks",
-    is_flag=True,
-    help="Deliver webhooks to loopback/private addresses too (local development and tests).",
-)
-@click.option("--webhook-max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--webhook-max-age", type=click.FloatRange(min=1), default=86_400.0, show_default=True, help="Seconds.")
+@webhook_options
 @click.option("--niceness", type=click.IntRange(0, 19), default=10, show_default=True, help="Scheduling priority.")
 @click.option(
     "--shard",

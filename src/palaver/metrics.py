@@ -14,14 +14,13 @@ default, so nothing else registered in the process can clash with it):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from palaver.domain.conversation import ShutdownReason, Status
-from palaver.domain.retry import DeliveryStatus
-from palaver.storage.sqlite_ledger import LATENCY_BUCKETS
+from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus
+from palaver.storage.base import LATENCY_BUCKETS, LedgerTotals
 
 # The classic text format. prometheus_client's CONTENT_TYPE_LATEST names
 # version 1.0.0 in recent releases; every Prometheus version reads 0.0.4, and
@@ -70,80 +69,89 @@ REGISTRY.register(HTTP_REQUESTS)
 
 
 class _DatabaseCollector:
-    """The database-derived families, from the snapshot `render` was handed (none outside `render`)."""
+    """The database-derived families, from the snapshots `render` was handed (none outside `render`)."""
 
     def __init__(self) -> None:
         self.snapshot: dict[str, dict[str, int]] | None = None
-        self.ledger: dict[str, Any] | None = None
+        self.ledger: LedgerTotals | None = None
 
     def collect(self) -> Iterator[Metric]:
         snapshot, ledger = self.snapshot, self.ledger
         if snapshot is None or ledger is None:
             return
-        conversations = GaugeMetricFamily(
+        yield _by_label(
+            GaugeMetricFamily,
             "palaver_conversations",
             "Conversations stored, by status: every row, soft-deleted ones included (hard-deleted rows are "
             "gone). Read from the database at scrape time.",
-            labels=["status"],
+            "status",
+            snapshot["conversations_by_status"],
+            [s.value for s in Status],
         )
-        for status, count in _with_zeros(snapshot["conversations_by_status"], [s.value for s in Status]):
-            conversations.add_metric([status], count)
-        yield conversations
-
-        endings = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "palaver_conversation_endings",
             "Conversations ended, by shutdown_reason, counted over the stored rows at scrape time: "
             "right across restarts, but a hard delete removes its row, so the count can go down.",
-            labels=["reason"],
+            "reason",
+            snapshot["endings_by_reason"],
+            [r.value for r in ShutdownReason],
         )
-        for reason, count in _with_zeros(snapshot["endings_by_reason"], [r.value for r in ShutdownReason]):
-            endings.add_metric([reason], count)
-        yield endings
-
-        deliveries = GaugeMetricFamily(
+        yield _by_label(
+            GaugeMetricFamily,
             "palaver_webhook_deliveries",
             "Webhooks in the delivery ledger, by status (pending, delivered, failed). Read at scrape time; "
             "changes the delivery worker has not taken from the outbox yet are not counted.",
-            labels=["status"],
+            "status",
+            ledger.by_status,
+            [s.value for s in DeliveryStatus],
         )
-        for status, count in _with_zeros(ledger["by_status"], [s.value for s in DeliveryStatus]):
-            deliveries.add_metric([status], count)
-        yield deliveries
-
-        totals: dict[str, float] = ledger["totals"]
-        attempts = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "palaver_webhook_attempts",
             "Webhook delivery attempts, by outcome: delivered (2xx), retry (will be sent again), failed "
             "(given up for good). Kept by the delivery worker in its ledger.",
-            labels=["outcome"],
+            "outcome",
+            ledger.attempts,
+            list(ATTEMPT_OUTCOMES.values()),
         )
-        for outcome in ("delivered", "retry", "failed"):
-            attempts.add_metric([outcome], totals.get(f"outcome:{outcome}", 0))
-        yield attempts
-
-        cumulative, buckets = 0.0, []
+        cumulative, buckets = 0, []
         for bound in LATENCY_BUCKETS:
-            cumulative += totals.get(f"le:{bound}", 0)
+            cumulative += ledger.latency_buckets.get(bound, 0)
             buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
         yield HistogramMetricFamily(
             "palaver_webhook_delivery_latency_seconds",
             "Duration of each webhook delivery attempt's HTTP request (until the answer was read or the "
             "request failed); refused targets make no request and are not counted.",
             buckets=buckets,
-            sum_value=totals.get("latency_sum", 0.0),
+            sum_value=ledger.latency_sum,
         )
 
 
-def _with_zeros(counts: dict[str, int], known: list[str]) -> list[tuple[str, int]]:
-    """Every known label value (0 if absent, so the series exists from the start), then any other."""
-    return [(k, counts.get(k, 0)) for k in known] + [(k, v) for k, v in sorted(counts.items()) if k not in known]
+def _by_label(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    counts: dict[str, int],
+    known: list[str],
+) -> Metric:
+    """One labelled family: every known label value (0 if absent, so the series exists from the start),
+    then any other value found."""
+    metric = family(name, documentation, labels=[label])
+    for value in known:
+        metric.add_metric([value], counts.get(value, 0))
+    for value, count in sorted(counts.items()):
+        if value not in known:
+            metric.add_metric([value], count)
+    return metric
 
 
 _DATABASE = _DatabaseCollector()
 REGISTRY.register(_DATABASE)
 
 
-def render(snapshot: dict[str, dict[str, int]], ledger: dict[str, Any]) -> bytes:
+def render(snapshot: dict[str, dict[str, int]], ledger: LedgerTotals) -> bytes:
     """The whole exposition: this process's counters plus the database snapshots given."""
     # generate_latest is synchronous, so no other render can run in between.
     _DATABASE.snapshot, _DATABASE.ledger = snapshot, ledger

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 END_ROUTE = "/v2/conversations/{conversation_id}/end"
@@ -99,46 +95,9 @@ def test_requests_outside_any_route_are_unmatched(server) -> None:
 # ---------------------------------------------------------------------------- webhooks
 
 
-class Receiver:
-    """Answers each path with its planned statuses in turn, then `default[path]` (else 200)."""
-
-    def __init__(self) -> None:
-        self.plan: dict[str, list[int]] = {}
-        self.default: dict[str, int] = {}
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                with receiver.lock:
-                    steps = receiver.plan.get(self.path, [])
-                    status = steps.pop(0) if steps else receiver.default.get(self.path, 200)
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    thread = threading.Thread(target=rec.server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    rec.server.shutdown()
-
-
 def test_webhook_deliveries_attempts_and_latency(server_factory, receiver) -> None:
     srv = server_factory(name="metrics-webhooks", extra_args=("--allow-private-callbacks",))
-    receiver.plan["/flaky"] = [503]  # the first attempt there is retried (after 0.5-1 s), then delivered
+    receiver.plan["/flaky"] = [(503, {})]  # the first attempt there is retried (after 0.5-1 s), then delivered
     receiver.default["/reject"] = 400  # never retried: failed at once
     with srv.client(srv.shown_once_key) as client:
         for path in ("/ok", "/flaky", "/reject"):

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from webhook_receiver import Receiver
 
 from palaver.delivery.sender import SendResult
 from palaver.delivery.worker import DeliveryWorker, render
@@ -26,57 +24,11 @@ from palaver.domain.retry import RetryPolicy
 from palaver.domain.shards import Shard
 from palaver.service.conversations import ConversationService, CreateConversation
 from palaver.service.keys import issue_key
+from palaver.service.webhooks import trim_outbox
 from palaver.storage import open_storage
 from palaver.storage.base import DeliveryLedger, NewDelivery, OutboxChange, Storage, open_ledger
 
 LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
-
-
-@dataclass
-class Hooks:
-    server: ThreadingHTTPServer
-    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (webhook-id, body)
-    answers: list[int] = field(default_factory=list)  # statuses to answer first, in order (then 200)
-    delay: float = 0.0  # seconds before each answer
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def ids(self) -> list[str]:
-        with self.lock:
-            return [i for i, _ in self.seen]
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    holder: dict[str, Hooks] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            body = self.rfile.read(int(self.headers["content-length"]))
-            h = holder["h"]
-            with h.lock:
-                h.seen.append((self.headers["webhook-id"], json.loads(body)))
-                status = h.answers.pop(0) if h.answers else 200
-            time.sleep(h.delay)
-            self.send_response(status)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["h"] = Hooks(server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder["h"]
-    server.shutdown()
-    server.server_close()
 
 
 @dataclass
@@ -120,54 +72,54 @@ def scenario(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def test_every_event_arrives_once_in_order_and_is_recorded(tmp_path: Path, hooks: Hooks) -> None:
+def test_every_event_arrives_once_in_order_and_is_recorded(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        cids = [await w.conversation(hooks.url) for _ in range(5)]
+        cids = [await w.conversation(receiver.url("/hook")) for _ in range(5)]
         await w.drain(w.worker(concurrency=3))
-        ids = hooks.ids()
+        ids = receiver.ids("/hook")
         assert sorted(ids) == sorted(f"{c}.{t}" for c in cids for t in LIFECYCLE)
         for cid in cids:
             assert [i for i in ids if i.startswith(cid)] == [f"{cid}.{t}" for t in LIFECYCLE]
         deliveries = await w.ledger.list_deliveries()
         assert {d.status for d in deliveries} == {"delivered"} and len(deliveries) == 15
         assert await w.ledger.cursor() == max(c.seq for c in await w.storage.read_outbox(0, 100))
-        shutdown = next(b for i, b in hooks.seen if i == f"{cids[0]}.system.shutdown")
+        shutdown = next(r.json for r in receiver.at("/hook") if r.headers["webhook-id"] == f"{cids[0]}.system.shutdown")
         assert shutdown["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit"
 
     scenario(tmp_path, body)
 
 
-def test_a_retry_waits_for_its_time_on_the_clock_and_keeps_order(tmp_path: Path, hooks: Hooks) -> None:
+def test_a_retry_waits_for_its_time_on_the_clock_and_keeps_order(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        hooks.answers = [503]  # the replica_joined's first attempt
-        cid = await w.conversation(hooks.url)
+        receiver.plan["/hook"] = [(503, {})]  # the replica_joined's first attempt
+        cid = await w.conversation(receiver.url("/hook"))
         worker = w.worker()
         await w.drain(worker)
         # one failed attempt; the rest of the conversation waits behind it
-        assert hooks.ids() == [f"{cid}.system.replica_joined"]
+        assert receiver.ids("/hook") == [f"{cid}.system.replica_joined"]
         (first, *rest) = await w.ledger.list_deliveries(conversation_id=cid)
         assert (first.status, first.attempts, first.last_status_code) == ("pending", 1, 503)
         assert first.next_attempt_epoch > w.clock.now() and all(d.attempts == 0 for d in rest)
         w.clock.advance(first.next_attempt_epoch - w.clock.now())
         await w.drain(worker)
-        assert hooks.ids() == [f"{cid}.system.replica_joined", *(f"{cid}.{t}" for t in LIFECYCLE)]
+        assert receiver.ids("/hook") == [f"{cid}.system.replica_joined", *(f"{cid}.{t}" for t in LIFECYCLE)]
         attempts = await w.ledger.list_attempts(first.delivery_id)
         assert [a.status_code for a in attempts] == [503, 200]
 
     scenario(tmp_path, body)
 
 
-def test_gives_up_after_max_attempts_and_a_4xx_stops_at_once(tmp_path: Path, hooks: Hooks) -> None:
+def test_gives_up_after_max_attempts_and_a_4xx_stops_at_once(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        hooks.answers = [500, 500, 500, 410]
-        cid = await w.conversation(hooks.url, end=False)
+        receiver.plan["/hook"] = [(500, {}), (500, {}), (500, {}), (410, {})]
+        cid = await w.conversation(receiver.url("/hook"), end=False)
         worker = w.worker()
         for _ in range(3):
             await w.drain(worker)
             w.clock.advance(60)
         (d,) = await w.ledger.list_deliveries(conversation_id=cid)
         assert (d.status, d.attempts) == ("failed", 3)
-        other = await w.conversation(hooks.url, end=False)
+        other = await w.conversation(receiver.url("/hook"), end=False)
         await w.drain(worker)
         (e,) = await w.ledger.list_deliveries(conversation_id=other)
         assert (e.status, e.attempts, e.last_error) == ("failed", 1, "HTTP 410")
@@ -175,59 +127,60 @@ def test_gives_up_after_max_attempts_and_a_4xx_stops_at_once(tmp_path: Path, hoo
     scenario(tmp_path, body)
 
 
-def test_a_hard_delete_purges_what_is_still_waiting(tmp_path: Path, hooks: Hooks) -> None:
+def test_a_hard_delete_purges_what_is_still_waiting(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        hooks.answers = [503]
-        cid = await w.conversation(hooks.url)
+        receiver.plan["/hook"] = [(503, {})]
+        cid = await w.conversation(receiver.url("/hook"))
         worker = w.worker()
         await w.drain(worker)
         await w.service.delete(w.account, cid, hard=True)
         w.clock.advance(3600)
         await w.drain(worker)
-        assert hooks.ids() == [f"{cid}.system.replica_joined"]  # the one attempt made before the delete
+        assert receiver.ids("/hook") == [f"{cid}.system.replica_joined"]  # the one attempt made before the delete
         assert await w.ledger.list_deliveries(conversation_id=cid) == []
 
     scenario(tmp_path, body)
 
 
-def test_a_new_worker_sends_what_an_old_one_took_but_never_sent(tmp_path: Path, hooks: Hooks) -> None:
+def test_a_new_worker_sends_what_an_old_one_took_but_never_sent(tmp_path: Path, receiver: Receiver) -> None:
     """A crash between taking changes into the ledger and sending them loses nothing."""
 
     async def body(w: World) -> None:
-        cid = await w.conversation(hooks.url)
+        cid = await w.conversation(receiver.url("/hook"))
         crashed = w.worker()
         await crashed.load()
         assert await crashed.ingest() == 2  # taken into the ledger, then the process "dies"
-        assert hooks.ids() == []
+        assert receiver.ids("/hook") == []
         await w.drain(w.worker())
-        assert hooks.ids() == [f"{cid}.{t}" for t in LIFECYCLE]
+        assert receiver.ids("/hook") == [f"{cid}.{t}" for t in LIFECYCLE]
 
     scenario(tmp_path, body)
 
 
-def test_replay_through_the_outbox_sends_the_same_event_again(tmp_path: Path, hooks: Hooks) -> None:
+def test_replay_through_the_outbox_sends_the_same_event_again(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        cid = await w.conversation(hooks.url, end=False)
+        cid = await w.conversation(receiver.url("/hook"), end=False)
         worker = w.worker()
         await w.drain(worker)
         await w.storage.request_replay(f"{cid}.system.replica_joined", cid)
         await w.drain(worker)
-        assert hooks.ids() == [f"{cid}.system.replica_joined"] * 2
-        assert hooks.seen[0][1] == hooks.seen[1][1]
+        assert receiver.ids("/hook") == [f"{cid}.system.replica_joined"] * 2
+        first, second = receiver.at("/hook")
+        assert first.body == second.body
 
     scenario(tmp_path, body)
 
 
-def test_a_stopping_worker_records_the_attempts_in_flight(tmp_path: Path, hooks: Hooks) -> None:
+def test_a_stopping_worker_records_the_attempts_in_flight(tmp_path: Path, receiver: Receiver) -> None:
     """Stopped mid-send, the worker waits for the answers and records them: nothing is sent twice."""
 
     async def body(w: World) -> None:
-        hooks.delay = 0.3
-        cid = await w.conversation(hooks.url, end=False)
+        receiver.delay = 0.3
+        cid = await w.conversation(receiver.url("/hook"), end=False)
         stop = asyncio.Event()
         worker = w.worker()
         running = asyncio.create_task(worker.run(stop))
-        while not hooks.ids():  # the request has reached the receiver, whose answer is 0.3 s away
+        while not receiver.ids("/hook"):  # the request has reached the receiver, whose answer is 0.3 s away
             await asyncio.sleep(0.01)
         stop.set()
         await running
@@ -274,13 +227,13 @@ def test_render_turns_changes_into_their_events() -> None:
     assert (purge, replay) == (["c1"], ["c1.system.shutdown"])
 
 
-def test_two_sharded_workers_deliver_everything_once_between_them(tmp_path: Path, hooks: Hooks) -> None:
+def test_two_sharded_workers_deliver_everything_once_between_them(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        cids = [await w.conversation(hooks.url) for _ in range(12)]
+        cids = [await w.conversation(receiver.url("/hook")) for _ in range(12)]
         workers = [w.worker(shard=Shard(i, 2)) for i in range(2)]
         for worker in workers:
             await w.drain(worker)
-        ids = hooks.ids()
+        ids = receiver.ids("/hook")
         assert sorted(ids) == sorted(f"{c}.{t}" for c in cids for t in LIFECYCLE)
         per_worker = [
             {
@@ -338,9 +291,9 @@ def test_under_a_backlog_shutdowns_go_before_other_conversations_transcripts(tmp
     scenario(tmp_path, body)
 
 
-def test_attempts_that_could_not_be_recorded_are_kept_for_the_next_flush(tmp_path: Path, hooks: Hooks) -> None:
+def test_attempts_that_could_not_be_recorded_are_kept_for_the_next_flush(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
-        cid = await w.conversation(hooks.url, end=False)
+        cid = await w.conversation(receiver.url("/hook"), end=False)
         worker = w.worker()
         real_record = w.ledger.record
         failures = [OSError("disk full")]
@@ -356,6 +309,19 @@ def test_attempts_that_could_not_be_recorded_are_kept_for_the_next_flush(tmp_pat
         await w.drain(worker)
         (d,) = await w.ledger.list_deliveries(conversation_id=cid)
         assert (d.status, d.attempts) == ("delivered", 1)
-        assert hooks.ids() == [f"{cid}.system.replica_joined"]  # recorded late, not sent twice
+        assert receiver.ids("/hook") == [f"{cid}.system.replica_joined"]  # recorded late, not sent twice
+
+    scenario(tmp_path, body)
+
+
+def test_the_server_trims_what_the_ledger_took_in_chunks(tmp_path: Path, receiver: Receiver) -> None:
+    async def body(w: World) -> None:
+        for _ in range(5):
+            await w.conversation(receiver.url("/hook"))  # 10 outbox rows
+        assert await trim_outbox(w.storage, w.ledger, chunk=3) == 0  # nothing taken yet
+        await w.drain(w.worker())
+        late = await w.conversation(receiver.url("/hook"), end=False)  # taken by nobody yet
+        assert await trim_outbox(w.storage, w.ledger, chunk=3) == 10
+        assert [c.conversation_id for c in await w.storage.read_outbox(0, 100)] == [late]
 
     scenario(tmp_path, body)

@@ -74,7 +74,7 @@ def test_trim_forgets_what_the_ledger_took_and_seqs_are_never_reused(storage: St
         await storage.create_account(records.account("a1"))
         await storage.insert_conversation(first)
         (taken,) = await storage.read_outbox(0, 10)
-        trimmed = await storage.trim_outbox(taken.seq)
+        trimmed = await storage.trim_outbox(taken.seq, 100)
         await storage.insert_conversation(second)
         (after,) = await storage.read_outbox(0, 10)
         return trimmed, after.seq - taken.seq
@@ -161,3 +161,17 @@ def test_pending_deliveries_of_the_old_outbox_are_carried_over(tmp_path: Path) -
             await storage.close()
 
     assert asyncio.run(scenario()) == [("a", "ended"), ("b", "created")]
+
+
+def test_trim_deletes_in_chunks_and_never_past_the_cursor(storage: Storage, run, records) -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        await storage.create_account(records.account("a1"))
+        for _ in range(7):
+            await storage.insert_conversation(records.conversation("a1", callback_url=HOOK))
+        seqs = [c.seq for c in await storage.read_outbox(0, 100)]
+        deleted = [await storage.trim_outbox(seqs[4], 2) for _ in range(4)]
+        return deleted, [c.seq for c in await storage.read_outbox(0, 100)]
+
+    deleted, left = run(scenario())
+    assert deleted == [2, 2, 1, 0]
+    assert len(left) == 2

@@ -29,7 +29,7 @@ from dataclasses import replace
 from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
-from palaver.domain.retry import DeliveryStatus, RetryPolicy, decide
+from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus, RetryPolicy, decide
 from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
     AttemptRecord,
@@ -43,8 +43,6 @@ from palaver.storage.base import (
 
 log = logging.getLogger("palaver.webhooks")
 
-# An attempt's outcome in palaver_webhook_attempts_total, from the delivery's resulting status.
-_OUTCOMES = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.PENDING: "retry", DeliveryStatus.FAILED: "failed"}
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
 
@@ -290,7 +288,9 @@ class DeliveryWorker:
             )
             status = DeliveryStatus.FAILED if result.refused else decision.status
             attempt = AttemptRecord(delivery.delivery_id, 0, now, result.status_code, result.latency_ms, result.error)
-            self._results.append(AttemptResult(attempt, status.value, decision.next_attempt_at, _OUTCOMES[status]))
+            self._results.append(
+                AttemptResult(attempt, status.value, decision.next_attempt_at, ATTEMPT_OUTCOMES[status])
+            )
             if status is DeliveryStatus.FAILED:
                 log.warning("webhook %s to %s failed for good: %s", delivery.event_id, delivery.url, result.error)
         except Exception:

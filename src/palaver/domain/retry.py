@@ -21,6 +21,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+# What an attempt is counted as (palaver_webhook_attempts_total), from the status it leaves its delivery in.
+ATTEMPT_OUTCOMES = {
+    DeliveryStatus.DELIVERED: "delivered",
+    DeliveryStatus.PENDING: "retry",
+    DeliveryStatus.FAILED: "failed",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     max_attempts: int = 8

@@ -233,8 +233,9 @@ class Storage(Protocol):
         """Outbox changes after `after_seq`, in order, each with its conversation's current facts."""
         ...
 
-    async def trim_outbox(self, through_seq: int) -> int:
-        """Forget outbox changes the delivery ledger has taken (seq <= through_seq); returns how many."""
+    async def trim_outbox(self, through_seq: int, limit: int) -> int:
+        """Forget the oldest outbox changes the delivery ledger has taken (seq <= through_seq), at most
+        about `limit` of them; returns how many."""
         ...
 
     async def request_replay(self, event_id: str, conversation_id: str) -> None:
@@ -254,6 +255,18 @@ class Storage(Protocol):
         `{"conversations_by_status": {status: n}, "endings_by_reason": {shutdown_reason: n}}`.
         Only values present in the database appear."""
         ...
+
+
+# Upper bounds of the delivery latency histogram, in seconds (prometheus_client's defaults).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"))
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    by_status: dict[str, int]  # deliveries stored, by status
+    attempts: dict[str, int]  # attempts ever recorded, by outcome (delivered | retry | failed)
+    latency_buckets: dict[float, int]  # attempts by latency bucket (its upper bound in seconds), not cumulative
+    latency_sum: float  # seconds, over every attempt that made a request
 
 
 class DeliveryLedger(Protocol):
@@ -299,8 +312,8 @@ class DeliveryLedger(Protocol):
 
     async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
 
-    async def totals(self) -> dict[str, Any]:
-        """For GET /metrics: `{"by_status": {status: n}, "totals": {name: value}}` (see attempt_totals)."""
+    async def totals(self) -> LedgerTotals:
+        """For GET /metrics, in one consistent read."""
         ...
 
 

@@ -74,15 +74,20 @@ def sqlite_path(database_url: str) -> str:
     return path
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+def connect(path: str, synchronous: str, *, checkpoint_on_commit: bool = False) -> sqlite3.Connection:
+    """A connection with Palaver's settings (autocommit, WAL, busy timeout, bounded WAL file).
+
+    `checkpoint_on_commit=False` for the API's database: checkpoints (which fsync)
+    run in _Checkpointer's thread, never inside a commit on the event loop. The
+    delivery ledger, which has no checkpointer thread, keeps SQLite's automatic one.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA cache_size = -65536")
-    # Checkpoints (which fsync) run in _Checkpointer's thread, never inside a
-    # commit on the event loop.
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    if not checkpoint_on_commit:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     # After a checkpoint restarts the WAL, trim the file back to this size.
     conn.execute("PRAGMA journal_size_limit = 67108864")
     return conn
@@ -104,7 +109,7 @@ class _Checkpointer:
     """
 
     def __init__(self, path: str, synchronous: str, interval: float = 0.5, restart_frames: int = 4096) -> None:
-        self._conn = _connect(path, synchronous)
+        self._conn = connect(path, synchronous)
         self._interval = interval
         self._restart_frames = restart_frames
         self._stop = threading.Event()
@@ -360,15 +365,15 @@ class SQLiteStorage:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._synchronous = synchronous.upper()
-        write_conn = _connect(path, self._synchronous)
-        self._read = _connect(path, self._synchronous)
+        write_conn = connect(path, self._synchronous)
+        self._read = connect(path, self._synchronous)
         self._writer = _GroupCommitter(write_conn)
         self._checkpointer = _Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
     async def migrate(self) -> list[str]:
         def run() -> list[str]:
-            conn = _connect(self.path, self._synchronous)
+            conn = connect(self.path, self._synchronous)
             try:
                 return apply_sqlite_migrations(conn)
             finally:
@@ -646,9 +651,16 @@ class SQLiteStorage:
             for r in rows
         ]
 
-    async def trim_outbox(self, through_seq: int) -> int:
+    async def trim_outbox(self, through_seq: int, limit: int) -> int:
+        # A range of the primary key from the oldest row: seqs only have gaps where a
+        # transaction rolled back, so this deletes at most `limit` rows, usually that many.
         return await self._writer.submit(
-            lambda c: c.execute("DELETE FROM webhook_outbox WHERE seq <= ?", (through_seq,)).rowcount
+            lambda c: (
+                c.execute(
+                    "DELETE FROM webhook_outbox WHERE seq <= ? AND seq < (SELECT MIN(seq) FROM webhook_outbox) + ?",
+                    (through_seq, limit),
+                ).rowcount
+            )
         )
 
     async def request_replay(self, event_id: str, conversation_id: str) -> None:
@@ -695,7 +707,7 @@ class SQLiteStorage:
         return await asyncio.to_thread(self._metrics_snapshot)
 
     def _metrics_snapshot(self) -> dict[str, dict[str, int]]:
-        conn = _connect(self.path, self._synchronous)
+        conn = connect(self.path, self._synchronous)
         try:
             conn.execute("BEGIN")  # one read transaction: the figures agree with each other
             conversations = conn.execute(

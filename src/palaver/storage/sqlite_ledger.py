@@ -22,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from palaver.domain.shards import ALL, Shard
-from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryRecord, NewDelivery
+from palaver.storage.base import (
+    LATENCY_BUCKETS,
+    AttemptRecord,
+    AttemptResult,
+    DeliveryRecord,
+    LedgerTotals,
+    NewDelivery,
+)
 from palaver.storage.migrations import apply_sqlite_migrations
-
-# Upper bounds of the delivery latency histogram, in seconds (prometheus_client's defaults).
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"))
+from palaver.storage.sqlite import connect
 
 _COLUMNS = (
     "delivery_id, event_id, conversation_id, account_id, event_type, url, body, status, attempts, "
@@ -42,19 +47,12 @@ def ledger_path(database_path: str) -> str:
     return str(p.with_name(f"{p.name}.webhooks.db"))
 
 
-def bucket_name(latency_seconds: float) -> str:
-    for bound in LATENCY_BUCKETS:
-        if latency_seconds <= bound:
-            return f"le:{bound}"
-    return "le:inf"  # pragma: no cover - the last bound is infinite
+def _bucket(latency_seconds: float) -> float:
+    return next(bound for bound in LATENCY_BUCKETS if latency_seconds <= bound)
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
+    return connect(path, "NORMAL", checkpoint_on_commit=True)
 
 
 class SQLiteDeliveryLedger:
@@ -170,7 +168,7 @@ class SQLiteDeliveryLedger:
             names = [f"outcome:{r.outcome}"]
             if r.attempt.latency_ms is not None:
                 seconds = r.attempt.latency_ms / 1000
-                names += [bucket_name(seconds), "latency_count"]
+                names.append(f"le:{_bucket(seconds)}")
                 totals["latency_sum"] = totals.get("latency_sum", 0.0) + seconds
             for name in names:
                 totals[name] = totals.get(name, 0.0) + 1
@@ -241,12 +239,12 @@ class SQLiteDeliveryLedger:
         ).fetchall()
         return [AttemptRecord(*r) for r in rows]
 
-    async def totals(self) -> dict[str, Any]:
+    async def totals(self) -> LedgerTotals:
         # Counting deliveries by status scans the table: in a thread, on a connection
         # of its own, as the main database's metrics are (storage/sqlite.py).
         return await asyncio.to_thread(self._totals)
 
-    def _totals(self) -> dict[str, Any]:
+    def _totals(self) -> LedgerTotals:
         conn = _connect(self.path)
         try:
             conn.execute("BEGIN")
@@ -255,4 +253,9 @@ class SQLiteDeliveryLedger:
             conn.execute("COMMIT")
         finally:
             conn.close()
-        return {"by_status": by_status, "totals": totals}
+        return LedgerTotals(
+            by_status=by_status,
+            attempts={k.removeprefix("outcome:"): int(v) for k, v in totals.items() if k.startswith("outcome:")},
+            latency_buckets={float(k.removeprefix("le:")): int(v) for k, v in totals.items() if k.startswith("le:")},
+            latency_sum=totals.get("latency_sum", 0.0),
+        )

@@ -44,6 +44,6 @@ CREATE TABLE attempts (
 -- Running totals for GET /metrics (attempts by outcome, the latency histogram),
 -- kept as the attempts are recorded so a scrape reads a few rows, not every attempt.
 CREATE TABLE attempt_totals (
-    name  TEXT PRIMARY KEY,   -- 'outcome:<outcome>' | 'le:<bucket upper bound>' | 'latency_sum' | 'latency_count'
+    name  TEXT PRIMARY KEY,   -- 'outcome:<outcome>' | 'le:<bucket upper bound>' | 'latency_sum'
     value REAL NOT NULL
 );
