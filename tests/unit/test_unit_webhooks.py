@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from palaver.delivery.guard import RefusedTarget, check_target
+from palaver.delivery.guard import GuardedResolver, RefusedTarget, parse_target
 from palaver.delivery.sender import parse_retry_after
 from palaver.domain.retry import DeliveryStatus, RetryPolicy, decide, is_retryable
 from palaver.domain.signing import new_secret, sign
@@ -42,9 +42,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     for n, delay in enumerate(delays, start=1):
         full = min(60.0, 2 ** (n - 1))
         assert full * 0.5 <= delay <= full
-    capped = decide(
-        RetryPolicy(max_attempts=50, max_delay=60.0), attempts=30, status_code=None, now=T0, created_at=T0
-    )
+    capped = decide(RetryPolicy(max_attempts=50, max_delay=60.0), attempts=30, status_code=None, now=T0, created_at=T0)
     assert capped.next_attempt_at is not None and capped.next_attempt_at - T0 <= 60.0
 
 
@@ -76,6 +74,13 @@ def test_signature_is_what_the_standard_webhooks_library_expects() -> None:
     assert ours == Webhook(secret).sign("c1.system.shutdown", datetime.fromtimestamp(ts, UTC), body)
     assert Webhook(secret).verify(body, {**headers, "webhook-signature": ours}) == {"event_type": "system.shutdown"}
     assert sign(new_secret(), "c1.system.shutdown", ts, body) != ours
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """What the sender does before connecting: parse the URL, then resolve and vet a name."""
+    target = parse_target(url, allow_private=allow_private)
+    if not target.is_address:
+        await GuardedResolver(allow_private=allow_private).resolve(target.host, target.port)
 
 
 @pytest.mark.parametrize(
