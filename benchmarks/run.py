@@ -988,6 +988,23 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far (Linux /proc/stat), or None."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of all CPUs' time that was busy between two `machine_ticks` readings."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def delivery_children(pid: int | None) -> list[int]:
     """The `palaver deliver` processes `palaver serve` started (Linux /proc)."""
     found: list[int] = []
@@ -1130,9 +1147,17 @@ class WebhookBench:
         pace = None
         if self.args.end_rate:
             pace = {"PALAVER_BENCH_DELAY_MS": str(max(1, round(self.args.connections * 1000 / self.args.end_rate)))}
+        ticks_before = machine_ticks()
         end = pal.load("end", END_LUA, str(idfile), len(ids), rnd, tag=f"{mode} ", env=pace)
         wrk_done = time.time()
+        busy = busy_share(ticks_before, machine_ticks())
         out["end"] = end
+        if busy is not None:
+            # How much CPU was left over while the ends ran: with webhooks off at full
+            # speed, none means that any delivery during the ends is CPU taken from them.
+            out["machine_busy"] = busy
+            log(f"   {where:<7} palaver   {mode:<6} machine busy during the end phase: {busy:.0%} "
+                f"of {os.cpu_count()} CPUs (wrk, server, workers, receiver, everything else)")
         self.ended_total += len(ids)
         assert pal.client is not None
         active = total_count(pal.client, "active")

@@ -3,9 +3,9 @@
 Why not aiohttp or httpx: a webhook is one small POST whose answer only matters
 for its status line and Retry-After, and the worker sends tens of thousands a
 second on the same cores as the API. Measured on this project's machine, an
-httpx POST cost ~450 µs of CPU, an aiohttp one ~60 µs, this client ~12 µs
-(docs/performance.md): with either library, the delivery worker alone used
-more CPU per webhook than the API spends on an end. Parsing responses, the
+httpx POST cost ~450 µs of CPU, an aiohttp one ~56–64 µs, a whole send with
+this client ~20 µs (docs/performance.md): with either library, the delivery
+worker alone used more CPU per webhook than the API spends on an end. Parsing responses, the
 part worth a library, is httptools (llhttp, the parser uvicorn serves with);
 what is left here is writing one request, a keep-alive pool and timeouts.
 
