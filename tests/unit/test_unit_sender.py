@@ -36,29 +36,25 @@ class Request:
 Answer = Callable[["Receiver", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]  # True: keep-alive
 
 
-async def _ok(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks")
-    await writer.drain()
-    return True
+def _canned(raw: bytes, *, keep_alive: bool = True) -> Answer:
+    """An answer that writes `raw` as is, then keeps the connection or closes it."""
+
+    async def answer(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return keep_alive
+
+    return answer
 
 
-async def _cookie(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 0\r\n\r\n")
-    await writer.drain()
-    return True
-
-
-async def _busy(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\noops")
-    await writer.drain()
-    return True
+_ok = _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks")
 
 
 async def _redirect(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     location = rx.url("/target").encode()
-    writer.write(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
-    await writer.drain()
-    return True
+    return await _canned(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")(
+        rx, reader, writer
+    )
 
 
 async def _huge(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -74,32 +70,6 @@ async def _huge(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.Stre
     return False
 
 
-async def _close_after(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    # Answers as if keeping the connection, then closes it: the next request finds it dead.
-    await _ok(rx, reader, writer)
-    return False
-
-
-async def _until_close(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    # No Content-Length, no chunking: the body ends when the connection does.
-    writer.write(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\n\r\nsee you")
-    await writer.drain()
-    return False
-
-
-async def _chunked(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    writer.write(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
-    await writer.drain()
-    return True
-
-
-async def _garbage(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-    await writer.drain()
-    return False
-
-
 async def _slow(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     await asyncio.sleep(5)
     return await _ok(rx, reader, writer)
@@ -108,15 +78,20 @@ async def _slow(rx: Receiver, reader: asyncio.StreamReader, writer: asyncio.Stre
 ANSWERS: dict[str, Answer] = {
     "/hook": _ok,
     "/target": _ok,
-    "/cookie": _cookie,
-    "/busy": _busy,
+    "/cookie": _canned(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 0\r\n\r\n"),
+    "/busy": _canned(b"HTTP/1.1 500 Internal Server Error\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\noops"),
     "/redirect": _redirect,
     "/huge": _huge,
     "/slow": _slow,
-    "/close-after": _close_after,
-    "/until-close": _until_close,
-    "/chunked": _chunked,
-    "/garbage": _garbage,
+    # Answers as if keeping the connection, then closes it: the next request finds it dead.
+    "/close-after": _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks", keep_alive=False),
+    # No Content-Length, no chunking: the body ends when the connection does.
+    "/until-close": _canned(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\n\r\nsee you", keep_alive=False),
+    # An interim answer, then a chunked one; the connection stays usable only if the chunks were framed right.
+    "/chunked": _canned(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ),
+    "/garbage": _canned(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", keep_alive=False),
 }
 
 
@@ -493,16 +468,18 @@ def test_a_keep_alive_connection_closed_by_the_receiver_is_replaced_without_a_fa
     assert (len(rx.requests), rx.connections) == (2, 2)
 
 
-@pytest.mark.parametrize(("path", "status"), [("/until-close", 202), ("/chunked", 204)])
-def test_answers_framed_by_close_or_chunks_and_interim_answers(path: str, status: int) -> None:
+@pytest.mark.parametrize(("path", "status", "connections"), [("/until-close", 202, 2), ("/chunked", 201, 1)])
+def test_answers_framed_by_close_or_chunks_and_interim_answers(path: str, status: int, connections: int) -> None:
+    """A chunked answer read to its end leaves the connection reusable; one framed by close does not."""
     _, headers = _headers()
 
-    async def scenario() -> list[SendResult]:
+    async def scenario() -> tuple[list[SendResult], Receiver]:
         async with Receiver() as rx, WebhookSender(allow_private=True) as sender:
-            return [await sender.send(rx.url(p), BODY.encode(), headers, NOW) for p in (path, "/hook")]
+            return [await sender.send(rx.url(p), BODY.encode(), headers, NOW) for p in (path, "/hook")], rx
 
-    results = asyncio.run(scenario())
+    results, rx = asyncio.run(scenario())
     assert [(r.status_code, r.error) for r in results] == [(status, None), (200, None)]
+    assert rx.connections == connections
 
 
 def test_a_garbled_answer_is_a_retryable_failure() -> None:

@@ -33,11 +33,11 @@ _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$"
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 
 
-class RefusedTarget(OSError):
+class RefusedTarget(Exception):
     """A target Palaver will not call: final, unlike a failed connection."""
 
 
-class LookupFailed(OSError):
+class LookupFailed(Exception):
     """The name did not resolve (or not in time): worth trying again later, unlike a refusal."""
 
 

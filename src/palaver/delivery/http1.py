@@ -243,12 +243,9 @@ class Http1Pool:
             self._sweep(oldest_usable)
             self._swept_at = now
         idle = self._idle.get(origin)
-        if not idle:
-            return None
-        while idle:
+        while idle:  # newest last: once one is too old, so are all before it
             connection = idle.pop()
             if not connection.closed and connection.idle_since >= oldest_usable:
-                self._close_stale(idle, oldest_usable)
                 return connection
             connection.close()
         return None
@@ -281,7 +278,7 @@ class Http1Pool:
                 )
         except TimeoutError as exc:
             raise ConnectError(f"ConnectTimeout: no connection within {self._connect_timeout:g} s") from exc
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             raise ConnectError(f"ConnectError: {exc}") from exc
         return connection
 
