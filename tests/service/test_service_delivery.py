@@ -291,6 +291,67 @@ def test_under_a_backlog_shutdowns_go_before_other_conversations_transcripts(tmp
     scenario(tmp_path, body)
 
 
+def test_transcripts_are_taken_once_the_system_lane_has_caught_up(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        cids = [await w.conversation("http://127.0.0.1:9/hook") for _ in range(3)]
+        last_seq = max(c.seq for c in await w.storage.read_outbox(0, 100))
+        worker, sender = w.worker(concurrency=1), RecordingSender()
+
+        async def stored() -> list[str]:
+            return [d.event_type for d in await w.ledger.list_deliveries()]
+
+        # Three conversations' system events are ready, more than the connections: the
+        # transcripts stay in the outbox, and so does the outbox row (the trim cursor).
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert sorted(set(await stored())) == ["system.replica_joined", "system.shutdown"]
+        assert await w.ledger.cursor() == 0
+        await worker.drain(sender)  # type: ignore[arg-type]
+        assert sorted(set(await stored())) == sorted(LIFECYCLE)
+        assert await w.ledger.cursor() == last_seq
+        for cid in cids:
+            assert [i for i in sender.sent if i.startswith(cid)] == [f"{cid}.{t}" for t in LIFECYCLE]
+        assert all(i.split(".", 1)[1].startswith("system.") for i in sender.sent[:6])
+
+    scenario(tmp_path, body)
+
+
+def test_a_worker_with_a_batch_of_system_events_ready_sends_before_taking_more(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        cids = [await w.conversation("http://127.0.0.1:9/hook") for _ in range(4)]
+        worker, sender = w.worker(concurrency=1, ingest_batch=2), RecordingSender()
+
+        async def taken() -> set[str]:
+            return {d.conversation_id for d in await w.ledger.list_deliveries()}
+
+        for _ in range(3):  # one conversation's two changes per step; the first goes out at once
+            await worker.step(sender)  # type: ignore[arg-type]
+        assert await taken() == set(cids[:3])
+        # two conversations wait for the one connection: a full batch is ready, so nothing more is taken
+        assert await worker.step(sender) is False  # type: ignore[arg-type]
+        assert await taken() == set(cids[:3])
+        await worker.drain(sender)  # type: ignore[arg-type]
+        assert await taken() == set(cids)
+
+    scenario(tmp_path, body)
+
+
+def test_the_application_lane_never_passes_the_system_lane(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        first = await w.conversation("http://127.0.0.1:9/hook")
+        worker = w.worker(ingest_batch=1)
+        assert await worker.ingest() == 1  # first's `created` change only
+        assert await worker.ingest_application() == 1
+        assert await worker.ingest_application() == 0  # its `ended` change is not taken yet by the system lane
+        assert [d.event_type for d in await w.ledger.list_deliveries(conversation_id=first)] == [
+            "system.replica_joined"
+        ]
+        assert await worker.ingest() == 1
+        assert await worker.ingest_application() == 1
+        assert [d.event_type for d in await w.ledger.list_deliveries(conversation_id=first)] == LIFECYCLE
+
+    scenario(tmp_path, body)
+
+
 def test_attempts_that_could_not_be_recorded_are_kept_for_the_next_flush(tmp_path: Path, receiver: Receiver) -> None:
     async def body(w: World) -> None:
         cid = await w.conversation(receiver.url("/hook"), end=False)

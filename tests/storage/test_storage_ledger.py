@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from palaver.domain.shards import Shard
+from palaver.domain.lanes import Lane
+from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryLedger, NewDelivery, open_ledger
+from palaver.storage.migrations import split_statements
 from palaver.storage.sqlite_ledger import ledger_path
 
 
@@ -46,8 +50,12 @@ def test_ingest_stores_in_order_advances_the_cursor_and_skips_known_events(ledge
     assert all(d.status == "pending" and d.attempts == 0 for d in first)
     # the same events again (a change taken twice) store nothing new
     assert run(ledger.ingest([new("a", "x")], 4, purge=[], replay=[])) == []
-    assert run(ledger.cursor()) == 4
-    assert [d.event_id for d in run(ledger.pending())] == ["a.x", "a.y", "b.x"]
+    assert run(ledger.cursor(ALL, Lane.SYSTEM)) == 4
+    # the outbox may be trimmed only through what both lanes have taken
+    assert run(ledger.cursor()) == 0
+    assert run(ledger.ingest([new("a", "z")], 3, purge=[], replay=[], lane=Lane.APPLICATION))[0].event_id == "a.z"
+    assert (run(ledger.cursor(ALL, Lane.APPLICATION)), run(ledger.cursor())) == (3, 3)
+    assert [d.event_id for d in run(ledger.pending())] == ["a.x", "a.y", "b.x", "a.z"]
 
 
 def test_record_stores_every_attempt_and_the_state_it_leaves(ledger: DeliveryLedger, run) -> None:
@@ -92,10 +100,10 @@ def test_a_failed_ingest_changes_nothing(ledger: DeliveryLedger, run) -> None:
     with pytest.raises(TypeError):
         # the purge is written first, then the batch fails: the purge must be undone with it
         run(ledger.ingest([new("b", "x"), bad], 9, purge=["p"], replay=[]))
-    assert run(ledger.cursor()) == 1
+    assert run(ledger.cursor(ALL)) == 1
     assert [d.event_id for d in run(ledger.list_deliveries())] == ["p.x"]
     run(ledger.ingest([new("b", "x")], 9, purge=[], replay=[]))  # and the ledger is usable again
-    assert run(ledger.cursor()) == 9
+    assert run(ledger.cursor(ALL)) == 9
 
 
 def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
@@ -115,18 +123,27 @@ def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == ["a.x"]
 
 
-def test_each_shard_keeps_its_own_cursor_and_a_new_count_restarts_from_the_lowest(ledger: DeliveryLedger, run) -> None:
+def test_each_shard_and_lane_keeps_its_own_cursor_and_a_new_count_restarts_from_the_lowest(
+    ledger: DeliveryLedger, run
+) -> None:
+    def cursors(shard: Shard) -> tuple[int, int]:
+        return run(ledger.cursor(shard, Lane.SYSTEM)), run(ledger.cursor(shard, Lane.APPLICATION))
+
     one = Shard(0, 1)
-    assert run(ledger.cursor(one)) == 0
-    run(ledger.ingest([], 10, purge=[], replay=[], shard=one))
-    # two workers now: both start from where the single one stopped
+    assert cursors(one) == (0, 0)
+    run(ledger.ingest([], 12, purge=[], replay=[], shard=one))
+    run(ledger.ingest([], 10, purge=[], replay=[], shard=one, lane=Lane.APPLICATION))
+    assert cursors(one) == (12, 10)
+    # two workers now: every shard and lane starts from the lowest cursor the single one had
     a, b = Shard(0, 2), Shard(1, 2)
-    assert (run(ledger.cursor(a)), run(ledger.cursor(b))) == (10, 10)
+    assert (cursors(a), cursors(b)) == ((10, 10), (10, 10))
     run(ledger.ingest([], 25, purge=[], replay=[], shard=a))
+    run(ledger.ingest([], 20, purge=[], replay=[], shard=a, lane=Lane.APPLICATION))
     run(ledger.ingest([], 15, purge=[], replay=[], shard=b))
-    assert (run(ledger.cursor(a)), run(ledger.cursor(b)), run(ledger.cursor())) == (25, 15, 15)
-    # back to one: it must not skip what shard b has not taken yet
-    assert run(ledger.cursor(one)) == 15
+    run(ledger.ingest([], 14, purge=[], replay=[], shard=b, lane=Lane.APPLICATION))
+    assert (cursors(a), cursors(b), run(ledger.cursor())) == ((25, 20), (15, 14), 14)
+    # back to one: it must not skip what shard b's application lane has not taken yet
+    assert cursors(one) == (14, 14)
 
 
 def test_pending_is_split_by_shard(ledger: DeliveryLedger, run) -> None:
@@ -144,3 +161,23 @@ def test_a_shard_owns_each_conversation_exactly_once() -> None:
         assert {o[0] for o in owners} == set(range(count))  # every shard gets some
     with pytest.raises(ValueError):
         Shard(2, 2)
+
+
+def test_a_ledger_from_before_lanes_keeps_its_cursor_for_both(tmp_path: Path, run) -> None:
+    """Upgrading: a ledger with one cursor per shard (migration 0002) gets it for both lanes."""
+    path = tmp_path / "main.webhooks.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT)")
+    for name in ("0001_initial.sql", "0002_shards.sql"):
+        script = resources.files("palaver.storage.migrations").joinpath("sqlite_ledger", name).read_text()
+        for statement in split_statements(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (int(name[:4]), name))
+    conn.execute("UPDATE ingest_cursors SET outbox_seq = 7")
+    conn.close()
+    store = open_ledger(f"sqlite:///{tmp_path / 'main.db'}")
+    try:
+        assert run(store.migrate()) == ["0003_lanes.sql"]
+        assert (run(store.cursor(ALL, Lane.SYSTEM)), run(store.cursor(ALL, Lane.APPLICATION))) == (7, 7)
+    finally:
+        run(store.close())

@@ -29,6 +29,7 @@ from dataclasses import replace
 from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
+from palaver.domain.lanes import LANES, Lane, lane_of
 from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus, RetryPolicy, decide
 from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
@@ -47,8 +48,9 @@ SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
 
 
-def render(changes: list[OutboxChange]) -> tuple[list[NewDelivery], list[str], list[str]]:
-    """The deliveries outbox changes imply, and the conversations to purge and events to replay.
+def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[NewDelivery], list[str], list[str]]:
+    """The deliveries outbox changes imply (in one lane, or both), and the conversations to purge and
+    events to replay (which belong to the system lane, taken first).
 
     A change names what happened; its events come from the conversation's facts
     (domain/conversation.py), the same function the verbose view uses, so the
@@ -59,11 +61,12 @@ def render(changes: list[OutboxChange]) -> tuple[list[NewDelivery], list[str], l
     purge: list[str] = []
     replay: list[str] = []
     for change in changes:
-        if change.change == "purged":
-            purge.append(change.conversation_id)
-            continue
-        if change.change == "replay":
-            if change.detail:
+        if change.change in ("purged", "replay"):
+            if lane is Lane.APPLICATION:
+                continue
+            if change.change == "purged":
+                purge.append(change.conversation_id)
+            elif change.detail:
                 replay.append(change.detail)
             continue
         history, account_id = change.history, change.account_id
@@ -72,6 +75,8 @@ def render(changes: list[OutboxChange]) -> tuple[list[NewDelivery], list[str], l
         events = lifecycle_events(history)
         chosen = events[:1] if change.change == "created" else events[1:]
         for event in chosen:
+            if lane is not None and lane_of(event.event_type) is not lane:
+                continue
             body = json.dumps(event.envelope(), separators=(",", ":"))
             new.append(
                 NewDelivery(
@@ -116,7 +121,7 @@ class DeliveryWorker:
         self._ingest_batch = ingest_batch
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._cursor: int | None = None
+        self._cursors: dict[Lane, int] = {}  # the last outbox seq taken, per lane; empty until loaded
         self._queues: dict[str, deque[DeliveryRecord]] = {}  # pending deliveries per conversation, in order
         # Conversations whose first delivery is due now, in two lanes: system events
         # (replica_joined, shutdown) go before application events (transcripts, and
@@ -151,7 +156,9 @@ class DeliveryWorker:
                         busy = await self.step(sender)
                     except Exception:
                         log.exception("webhook delivery step failed")
-                    if not busy:
+                    if busy:
+                        await asyncio.sleep(0)  # let attempts whose answers came in move on
+                    else:
                         try:
                             await asyncio.wait_for(stop.wait(), self._poll_interval)
                         except TimeoutError:
@@ -168,30 +175,53 @@ class DeliveryWorker:
 
     async def load(self) -> None:
         """The ledger's pending deliveries back into the queues (after a start or restart)."""
-        self._cursor = await self._ledger.cursor(self._shard)
+        self._cursors = {lane: await self._ledger.cursor(self._shard, lane) for lane in LANES}
         for delivery in await self._ledger.pending(self._shard):
             self._enqueue(delivery)
 
     async def step(self, sender: WebhookSender) -> bool:
         """Take new outbox changes, start what is due, record finished attempts. True if more may be waiting."""
-        taken = await self.ingest()
+        taken = taken_later = 0
+        if not self._backlogged():
+            taken = await self.ingest()
+            if taken < self._ingest_batch and len(self._ready_system) < self._concurrency:
+                taken_later = await self.ingest_application()
         self.dispatch(sender)
         if self._results and (
             len(self._results) >= 1000 or self._clock.now() - self._flushed_at >= self._flush_interval
         ):
             await self.flush()
-        return taken >= self._ingest_batch
+        return max(taken, taken_later) >= self._ingest_batch
 
     async def ingest(self) -> int:
-        if self._cursor is None:
+        """Take the system events of new outbox changes, and their purges and replays."""
+        return await self._take(Lane.SYSTEM)
+
+    async def ingest_application(self) -> int:
+        """Take the application events of changes the system lane has taken.
+
+        Called only when the system lane has caught up with the outbox and its
+        ready events fit in the connections: under a burst of ends, taking and
+        storing the transcripts was a third of the worker's work before the last
+        shutdown of the burst could go out (docs/performance.md).
+        """
+        return await self._take(Lane.APPLICATION)
+
+    async def _take(self, lane: Lane) -> int:
+        if not self._cursors:
             await self.load()
-        assert self._cursor is not None
-        changes = await self._storage.read_outbox(self._cursor, self._ingest_batch)
+        after = self._cursors[lane]
+        through = None if lane is Lane.SYSTEM else self._cursors[Lane.SYSTEM]
+        if through is not None and after >= through:
+            return 0
+        changes = await self._storage.read_outbox(after, self._ingest_batch, through)
         if not changes:
             return 0
-        new, purge, replay = render([c for c in changes if self._shard.owns(c.conversation_id)])
-        queued = await self._ledger.ingest(new, changes[-1].seq, purge=purge, replay=replay, shard=self._shard)
-        self._cursor = changes[-1].seq
+        new, purge, replay = render([c for c in changes if self._shard.owns(c.conversation_id)], lane)
+        queued = await self._ledger.ingest(
+            new, changes[-1].seq, purge=purge, replay=replay, shard=self._shard, lane=lane
+        )
+        self._cursors[lane] = changes[-1].seq
         for conversation_id in purge:
             self._queues.pop(conversation_id, None)
         for delivery in queued:
@@ -217,7 +247,12 @@ class DeliveryWorker:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
                 continue
             self.dispatch(sender)
-            if not self._tasks and not self._has_ready() and not await self._storage.read_outbox(self._cursor or 0, 1):
+            if (
+                not self._tasks
+                and not self._has_ready()
+                and self._cursors[Lane.APPLICATION] >= self._cursors[Lane.SYSTEM]
+                and not await self._storage.read_outbox(self._cursors[Lane.SYSTEM], 1)
+            ):
                 break
         await self.flush()
 
@@ -247,8 +282,19 @@ class DeliveryWorker:
         once; payloads can follow. Order within a conversation is unchanged: only
         its first pending event is ever queued.
         """
-        lane = self._ready_system if head.event_type.startswith("system.") else self._ready_other
+        lane = self._ready_system if lane_of(head.event_type) is Lane.SYSTEM else self._ready_other
         lane.append(head.conversation_id)
+
+    def _backlogged(self) -> bool:
+        """Enough lifecycle events are ready to keep every connection busy: send them before taking more.
+
+        Why: taking a batch of changes is tens of milliseconds of CPU during which
+        no answer is handled. Under a burst of ends the outbox always has a full
+        batch waiting, and without this the worker took changes until it caught
+        up with the burst, sending almost nothing meanwhile. The backlog is in the
+        outbox either way; ready events are older than anything not yet taken.
+        """
+        return len(self._ready_system) >= self._ingest_batch
 
     def _has_ready(self) -> bool:
         return bool(self._ready_system or self._ready_other)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from palaver.domain.conversation import EndOutcome, History
+from palaver.domain.lanes import Lane
 from palaver.domain.shards import Shard
 from palaver.domain.timers import Deadline, TimerSettings
 
@@ -229,8 +230,9 @@ class Storage(Protocol):
         """A new secret for the account (None if no such account)."""
         ...
 
-    async def read_outbox(self, after_seq: int, limit: int) -> list[OutboxChange]:
-        """Outbox changes after `after_seq`, in order, each with its conversation's current facts."""
+    async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
+        """Outbox changes after `after_seq` (and up to `through_seq`), in order, each with its
+        conversation's current facts."""
         ...
 
     async def trim_outbox(self, through_seq: int, limit: int) -> int:
@@ -276,10 +278,11 @@ class DeliveryLedger(Protocol):
 
     async def close(self) -> None: ...
 
-    async def cursor(self, shard: Shard | None = None) -> int:
-        """The last outbox seq this shard's worker took into the ledger (set up for the shard count
-        given, resetting every cursor to the lowest if the count changed); without a shard, the
-        lowest of all: every change at or below it is in the ledger."""
+    async def cursor(self, shard: Shard | None = None, lane: Lane = ...) -> int:
+        """The last outbox seq whose events of this lane this shard's worker took into the ledger (set
+        up for the shard count given, resetting every cursor to the lowest if the count changed);
+        without a shard, the lowest of all shards and lanes: every change at or below it is in the
+        ledger, whole."""
         ...
 
     async def ingest(
@@ -290,10 +293,11 @@ class DeliveryLedger(Protocol):
         purge: list[str],
         replay: list[str],
         shard: Shard = ...,
+        lane: Lane = ...,
     ) -> list[DeliveryRecord]:
         """In one transaction: store new deliveries (an event_id already stored is skipped), delete the
         deliveries of purged conversations, queue replayed events again, and advance the shard's
-        cursor. Returns the deliveries that became pending, in delivery order."""
+        cursor of the lane. Returns the deliveries that became pending, in delivery order."""
         ...
 
     async def pending(self, shard: Shard = ...) -> list[DeliveryRecord]:

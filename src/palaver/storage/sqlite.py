@@ -50,6 +50,7 @@ MAX_BATCH = 512
 # raised end throughput by about a fifth and lowered p50 (bigger batches, fewer
 # commits), while a lone request waits only two empty iterations (microseconds).
 FLUSH_DEFERRALS = 2
+_MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for an outbox read
 _CONVERSATION_COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
     "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
@@ -630,13 +631,13 @@ class SQLiteStorage:
             await self.webhook_secret(account_id)
         return dict(self._read.execute("SELECT account_id, webhook_secret FROM accounts").fetchall())
 
-    async def read_outbox(self, after_seq: int, limit: int) -> list[OutboxChange]:
+    async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
         rows = self._read.execute(
             "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
             "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason "
             "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
-            "WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
-            (after_seq, limit),
+            "WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?",
+            (after_seq, _MAX_SEQ if through_seq is None else through_seq, limit),
         ).fetchall()
         return [
             OutboxChange(

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from palaver.domain.lanes import LANES, Lane
 from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
     LATENCY_BUCKETS,
@@ -67,24 +68,27 @@ class SQLiteDeliveryLedger:
     async def close(self) -> None:
         self._conn.close()
 
-    async def cursor(self, shard: Shard | None = None) -> int:
+    async def cursor(self, shard: Shard | None = None, lane: Lane = Lane.SYSTEM) -> int:
         if shard is None:
-            row = self._conn.execute("SELECT MIN(outbox_seq) FROM ingest_cursors").fetchone()
+            row = self._conn.execute("SELECT MIN(outbox_seq) FROM ingest_lane_cursors").fetchone()
             return int(row[0] or 0)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = conn.execute("SELECT shard, shards, outbox_seq FROM ingest_cursors").fetchall()
-            if sorted((r[0], r[1]) for r in rows) != [(i, shard.count) for i in range(shard.count)]:
-                # Another number of workers than last time: every shard starts again from the
-                # lowest cursor, so no change is missed by a conversation moving shards.
-                base = min((r[2] for r in rows), default=0)
-                conn.execute("DELETE FROM ingest_cursors")
+            rows = conn.execute("SELECT shard, lane, shards, outbox_seq FROM ingest_lane_cursors").fetchall()
+            wanted = sorted((i, str(each), shard.count) for i in range(shard.count) for each in LANES)
+            if sorted((r[0], r[1], r[2]) for r in rows) != wanted:
+                # Another number of workers than last time: every shard and lane starts again
+                # from the lowest cursor, so no change is missed by a conversation moving shards.
+                base = min((r[3] for r in rows), default=0)
+                conn.execute("DELETE FROM ingest_lane_cursors")
                 conn.executemany(
-                    "INSERT INTO ingest_cursors (shard, shards, outbox_seq) VALUES (?, ?, ?)",
-                    [(i, shard.count, base) for i in range(shard.count)],
+                    "INSERT INTO ingest_lane_cursors (shard, lane, shards, outbox_seq) VALUES (?, ?, ?, ?)",
+                    [(*w, base) for w in wanted],
                 )
-            (seq,) = conn.execute("SELECT outbox_seq FROM ingest_cursors WHERE shard = ?", (shard.index,)).fetchone()
+            (seq,) = conn.execute(
+                "SELECT outbox_seq FROM ingest_lane_cursors WHERE shard = ? AND lane = ?", (shard.index, str(lane))
+            ).fetchone()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -99,6 +103,7 @@ class SQLiteDeliveryLedger:
         purge: list[str],
         replay: list[str],
         shard: Shard = ALL,
+        lane: Lane = Lane.SYSTEM,
     ) -> list[DeliveryRecord]:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -145,8 +150,8 @@ class SQLiteDeliveryLedger:
                 ).fetchall()
                 rows.extend(sorted(replayed, key=lambda r: r[0]))
             conn.execute(
-                "UPDATE ingest_cursors SET outbox_seq = ? WHERE shard = ? AND outbox_seq < ?",
-                (cursor, shard.index, cursor),
+                "UPDATE ingest_lane_cursors SET outbox_seq = ? WHERE shard = ? AND lane = ? AND outbox_seq < ?",
+                (cursor, shard.index, str(lane), cursor),
             )
             conn.execute("COMMIT")
         except BaseException:
