@@ -96,9 +96,9 @@ def test_purge_drops_a_conversations_deliveries_and_attempts(ledger: DeliveryLed
 def test_a_failed_ingest_changes_nothing(ledger: DeliveryLedger, run) -> None:
     run(ledger.ingest([new("p", "x")], 1, purge=[], replay=[]))
     bad = new("a", "x")
-    object.__setattr__(bad, "created_epoch", object())  # not JSON: the batch cannot be written
-    with pytest.raises(TypeError):
-        # the purge is written first, then the batch fails: the purge must be undone with it
+    object.__setattr__(bad, "created_epoch", object())  # no SQL value: the second row cannot be written
+    with pytest.raises(sqlite3.Error):
+        # the purge and the first row are written, then the batch fails: both must be undone with it
         run(ledger.ingest([new("b", "x"), bad], 9, purge=["p"], replay=[]))
     assert run(ledger.cursor(ALL)) == 1
     assert [d.event_id for d in run(ledger.list_deliveries())] == ["p.x"]

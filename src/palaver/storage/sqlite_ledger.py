@@ -116,28 +116,19 @@ class SQLiteDeliveryLedger:
                 )
                 conn.execute("DELETE FROM deliveries WHERE conversation_id = ?", (conversation_id,))
             rows: list[Any] = []
-            if deliveries:
-                batch = json.dumps(
-                    [
-                        [d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body, d.created_epoch]
-                        for d in deliveries
-                    ]
-                )
-                # Only the ids come back: the rest is what was just given, and copying
-                # every body back out of SQLite was a measurable part of an ingest.
-                stored = conn.execute(
+            # A statement per row, not one INSERT ... SELECT FROM json_each(batch): measured,
+            # 8 us a row against 14, because `value ->> n` parses the row's JSON again for
+            # every column. `rowcount` is 0 where the event was already stored.
+            insert = conn.cursor()
+            for d in deliveries:
+                insert.execute(
                     "INSERT INTO deliveries (event_id, conversation_id, account_id, event_type, url, body, "
-                    "created_epoch) "
-                    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 "
-                    "FROM json_each(?) WHERE true ON CONFLICT(event_id) DO NOTHING "
-                    "RETURNING delivery_id, event_id",
-                    (batch,),
-                ).fetchall()
-                given = {d.event_id: d for d in deliveries}
-                for delivery_id, event_id in sorted(stored):
-                    d = given[event_id]
+                    "created_epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                    (d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body, d.created_epoch),
+                )
+                if insert.rowcount:
                     rows.append(
-                        (delivery_id, event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body)
+                        (insert.lastrowid, d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body)
                         + ("pending", 0, d.created_epoch, 0.0, None, None)
                     )
             if replay:
