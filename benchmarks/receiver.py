@@ -1,7 +1,15 @@
 """Webhook receiver for the Palaver webhook benchmark (``run.py --webhooks``).
 
-A raw ASGI app served on the same stack as the baselines (uvicorn, one
-process, uvloop, httptools, no access log):
+Two stacks answer the same requests:
+
+* ``--stack raw`` (the default): an asyncio protocol on uvloop that parses
+  requests with httptools and writes fixed answers, ~10 us of CPU a webhook.
+  The receiver shares the machine's cores with wrk, the server and the
+  delivery worker, and a production receiver would not; the less it takes,
+  the less the benchmark measures the rig instead of Palaver.
+* ``--stack asgi``: a raw ASGI app on the baselines' stack (uvicorn, one
+  process, uvloop, httptools, no access log), ~35 us a webhook: the receiver
+  of the figures before 2026-11-25's lanes (docs/benchmarks.md).
 
 * ``POST <any path>`` -> 200 with an empty body; records ``time.time()`` at
   arrival (before the body is read) and the ``webhook-id`` header.
@@ -13,13 +21,15 @@ process, uvloop, httptools, no access log):
 Counters of all POSTs (including redeliveries) are in ``GET /stats?full=1``
 as ``{"first": {...}, "posts": N, "duplicates": N}``.
 
-    python benchmarks/receiver.py --port 0
+    python benchmarks/receiver.py --port 0 [--stack raw|asgi]
 
 prints ``Receiver listening on http://HOST:PORT`` once the socket is bound.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import sys
@@ -39,7 +49,6 @@ _duplicates = 0
 
 
 async def app(scope, receive, send) -> None:
-    global _posts, _duplicates
     if scope["type"] == "lifespan":
         await baseline_app._lifespan(receive, send)
         return
@@ -53,14 +62,7 @@ async def app(scope, receive, send) -> None:
             if name == b"webhook-id":
                 hook_id = value.decode("latin-1")
                 break
-        _posts += 1
-        key = hook_id if hook_id is not None else "(missing webhook-id)"
-        if key in _first:
-            _duplicates += 1
-        else:
-            _first[key] = now
-            event = key.split(".", 1)[1] if "." in key else "?"
-            _by_event[event] = _by_event.get(event, 0) + 1
+        _record(hook_id, now)
         await baseline_app._drain(receive)
         await baseline_app._send(send, 200, b"", json=False)
         return
@@ -83,8 +85,116 @@ async def app(scope, receive, send) -> None:
     await baseline_app._send(send, 404, baseline_app._NOT_FOUND)
 
 
+def _record(hook_id: str | None, now: float) -> None:
+    global _posts, _duplicates
+    _posts += 1
+    key = hook_id if hook_id is not None else "(missing webhook-id)"
+    if key in _first:
+        _duplicates += 1
+    else:
+        _first[key] = now
+        event = key.split(".", 1)[1] if "." in key else "?"
+        _by_event[event] = _by_event.get(event, 0) + 1
+
+
+def _answer(status: str, body: bytes, keep_alive: bool) -> bytes:
+    head = f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"
+    if body:
+        head += "content-type: application/json\r\n"
+    if not keep_alive:
+        head += "connection: close\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+_OK_EMPTY = _answer("200 OK", b"", True)
+
+
+class _Raw(asyncio.Protocol):
+    """One connection: requests in (pipelined ones too), fixed answers out, in order."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._hook_id: str | None = None
+        self._arrived = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        import httptools
+
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self._transport is not None
+            self._transport.write(_answer("400 Bad Request", b"", False))
+            self._transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._arrived = time.time()
+        self._url, self._hook_id = b"", None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"webhook-id":
+            self._hook_id = value.decode("latin-1")
+
+    def on_message_complete(self) -> None:
+        assert self._transport is not None
+        method = self._parser.get_method()
+        keep_alive = self._parser.should_keep_alive()
+        if method == b"POST":
+            _record(self._hook_id, self._arrived)
+            answer = _OK_EMPTY if keep_alive else _answer("200 OK", b"", False)
+        else:
+            path, _, query = self._url.partition(b"?")
+            if method == b"GET" and path == b"/stats":
+                full = {"first": _first, "posts": _posts, "duplicates": _duplicates}
+                answer = _answer("200 OK", json.dumps(full if b"full=1" in query else _first).encode(), keep_alive)
+            elif method == b"GET" and path == b"/counts":
+                counts = {"by_event": _by_event, "posts": _posts, "duplicates": _duplicates}
+                answer = _answer("200 OK", json.dumps(counts).encode(), keep_alive)
+            elif method == b"GET" and path == b"/health":
+                answer = _answer("200 OK", b'{"status":"ok"}', keep_alive)
+            else:
+                answer = _answer("404 Not Found", b"", keep_alive)
+        self._transport.write(answer)
+        if not keep_alive:
+            self._transport.close()
+
+
+def _serve_raw(host: str, port: int) -> int:
+    import uvloop
+
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(_Raw, host, port, backlog=2048)
+        bound_host, bound_port = server.sockets[0].getsockname()[:2]
+        print(f"Receiver listening on http://{bound_host}:{bound_port}", flush=True)
+        await server.serve_forever()
+
+    try:
+        uvloop.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    return baseline_app.serve(app, "Receiver", argv)
+    parser = argparse.ArgumentParser(description="Webhook receiver for the Palaver benchmark")
+    parser.add_argument("--stack", choices=("raw", "asgi"), default="raw")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.stack == "asgi":
+        return baseline_app.serve(app, "Receiver", ["--host", args.host, "--port", str(args.port)])
+    return _serve_raw(args.host, args.port)
 
 
 if __name__ == "__main__":

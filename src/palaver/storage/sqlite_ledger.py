@@ -40,6 +40,15 @@ _COLUMNS = (
 )
 
 
+# A conversation's deliveries: event ids are "<conversation_id>.<event type>" (domain/events.py), so
+# they are the range [id + ".", id + "/") of the event_id index ("/" follows "." in ASCII).
+_OF_CONVERSATION = "event_id >= ? AND event_id < ? AND conversation_id = ?"
+
+
+def _of_conversation(conversation_id: str) -> tuple[str, str, str]:
+    return f"{conversation_id}.", f"{conversation_id}/", conversation_id
+
+
 def ledger_path(database_path: str) -> str:
     """`data/palaver.db` -> `data/palaver.webhooks.db` (a name without a suffix gets `.webhooks.db`)."""
     p = Path(database_path)
@@ -111,10 +120,10 @@ class SQLiteDeliveryLedger:
             for conversation_id in purge:
                 conn.execute(
                     "DELETE FROM attempts WHERE delivery_id IN "
-                    "(SELECT delivery_id FROM deliveries WHERE conversation_id = ?)",
-                    (conversation_id,),
+                    f"(SELECT delivery_id FROM deliveries WHERE {_OF_CONVERSATION})",
+                    _of_conversation(conversation_id),
                 )
-                conn.execute("DELETE FROM deliveries WHERE conversation_id = ?", (conversation_id,))
+                conn.execute(f"DELETE FROM deliveries WHERE {_OF_CONVERSATION}", _of_conversation(conversation_id))
             rows: list[Any] = []
             # A statement per row, not one INSERT ... SELECT FROM json_each(batch): measured,
             # 8 us a row against 14, because `value ->> n` parses the row's JSON again for
@@ -210,10 +219,11 @@ class SQLiteDeliveryLedger:
     async def list_deliveries(
         self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[DeliveryRecord]:
-        where, args = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
         if conversation_id is not None:
-            where.append("conversation_id = ?")
-            args.append(conversation_id)
+            where.append(_OF_CONVERSATION)
+            args.extend(_of_conversation(conversation_id))
         if status is not None:
             where.append("status = ?")
             args.append(status)
