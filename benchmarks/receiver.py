@@ -35,6 +35,8 @@ import os
 import sys
 import time
 
+import httptools
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # baseline_app.serve insists on a key for its own app; the receiver has none.
@@ -113,8 +115,6 @@ class _Raw(asyncio.Protocol):
     """One connection: requests in (pipelined ones too), fixed answers out, in order."""
 
     def __init__(self) -> None:
-        import httptools
-
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -125,8 +125,6 @@ class _Raw(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        import httptools
-
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:

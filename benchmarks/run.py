@@ -1504,14 +1504,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.webhooks:
         log(f"workdir {workdir}")
         report = webhook_main(args, wrk, workdir, info, problems)
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-            log(f"figures written to {args.json}")
-        if problems and temporary:
-            log(f"logs and id files kept in {workdir}")
-        elif temporary:
-            shutil.rmtree(workdir, ignore_errors=True)
-        return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 0}.get(report["verdict"], 2)
+        return finish(args, report, problems, workdir, temporary)
     targets: list[Target] = []
     rounds: list[dict[str, Any]] = []
     pal: PalaverTarget | None = None
@@ -1544,15 +1537,20 @@ def main(argv: list[str] | None = None) -> int:
 
     report = print_report(args, info, targets, rounds,
                           pal.verify if pal is not None else None, wrk, problems)
+    return finish(args, report, problems, workdir, temporary)
+
+
+def finish(args: argparse.Namespace, report: dict[str, Any], problems: list[str],
+           workdir: Path, temporary: bool) -> int:
+    """Write the JSON figures if asked, keep the workdir only when something went wrong, and
+    turn the verdict into the exit code."""
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         log(f"figures written to {args.json}")
-
     if problems and temporary:
         log(f"logs and id files kept in {workdir}")
     elif temporary:
         shutil.rmtree(workdir, ignore_errors=True)
-
     return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 0}.get(report["verdict"], 2)
 
 

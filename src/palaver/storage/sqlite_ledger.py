@@ -40,13 +40,14 @@ _COLUMNS = (
 )
 
 
-# A conversation's deliveries: event ids are "<conversation_id>.<event type>" (domain/events.py), so
-# they are the range [id + ".", id + "/") of the event_id index ("/" follows "." in ASCII).
-_OF_CONVERSATION = "event_id >= ? AND event_id < ? AND conversation_id = ?"
+# A conversation's deliveries: event ids are "<conversation_id>.<event type>" (domain/events.py,
+# decisions.md #45), so they are the range [id + ".", id + "/") of the event_id index ("/" follows
+# "." in ASCII; conversation ids are hex, so no other id's events fall in it).
+_OF_CONVERSATION = "event_id >= ? AND event_id < ?"
 
 
-def _of_conversation(conversation_id: str) -> tuple[str, str, str]:
-    return f"{conversation_id}.", f"{conversation_id}/", conversation_id
+def _of_conversation(conversation_id: str) -> tuple[str, str]:
+    return f"{conversation_id}.", f"{conversation_id}/"
 
 
 def ledger_path(database_path: str) -> str:
