@@ -20,6 +20,7 @@ from palaver.delivery.sender import SendResult
 from palaver.delivery.worker import DeliveryWorker, render
 from palaver.domain.clock import ManualClock
 from palaver.domain.conversation import History
+from palaver.domain.lanes import Lane
 from palaver.domain.retry import RetryPolicy
 from palaver.domain.shards import Shard
 from palaver.service.conversations import ConversationService, CreateConversation
@@ -225,6 +226,17 @@ def test_render_turns_changes_into_their_events() -> None:
     assert {d.created_epoch for d in new} == {5.0} and {d.account_id for d in new} == {"acc"}
     assert json.loads(new[1].body)["properties"]["shutdown_reason"] == "max_call_duration reached"
     assert (purge, replay) == (["c1"], ["c1.system.shutdown"])
+
+
+def test_render_in_a_lane_gives_that_lanes_events_of_each_change_with_the_same_bodies() -> None:
+    changes = [change("created", history()), change("ended", history()), change("purged", None)]
+    everything, _, _ = render(changes)
+    system, purge, _ = render(changes, Lane.SYSTEM)
+    application, purge_again, _ = render(changes, Lane.APPLICATION)
+    assert [d.event_type for d in system] == ["system.replica_joined", "system.shutdown"]
+    assert [d.event_type for d in application] == ["application.transcription_ready"]
+    assert system + application == everything
+    assert (purge, purge_again) == (["c1"], [])  # purges and replays belong to the system lane
 
 
 def test_two_sharded_workers_deliver_everything_once_between_them(tmp_path: Path, receiver: Receiver) -> None:

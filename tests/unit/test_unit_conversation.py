@@ -125,6 +125,15 @@ def test_ended_conversation_has_three_events_in_tavus_order() -> None:
     assert [e.message_type for e in evs] == ["system", "system", "application"]
 
 
+def test_only_builds_the_events_of_the_types_asked_for_in_order() -> None:
+    """The worker asks for the shutdown alone under a burst; what it gets must match the full rendering."""
+    full = lifecycle_events(history())
+    assert lifecycle_events(history(), [events.SHUTDOWN]) == [full[1]]
+    assert lifecycle_events(history(), {events.TRANSCRIPTION_READY, events.REPLICA_JOINED}) == [full[0], full[2]]
+    assert lifecycle_events(active_history(), [events.SHUTDOWN, events.TRANSCRIPTION_READY]) == []
+    assert lifecycle_events(history(), []) == []
+
+
 def test_event_timestamps_follow_creation_and_end() -> None:
     """replica_joined happens at creation; shutdown and transcript at the end."""
     joined, shutdown, transcript = lifecycle_events(history())

@@ -29,6 +29,7 @@ from dataclasses import replace
 from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
+from palaver.domain.events import REPLICA_JOINED, SHUTDOWN, TRANSCRIPTION_READY
 from palaver.domain.lanes import LANES, Lane, lane_of
 from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus, RetryPolicy, decide
 from palaver.domain.shards import ALL, Shard
@@ -43,6 +44,13 @@ from palaver.storage.base import (
 )
 
 log = logging.getLogger("palaver.webhooks")
+
+# The lifecycle events an outbox change brings: a conversation created, its replica
+# joined; ended, its shutdown and then its transcript.
+EVENTS_OF_CHANGE: dict[str, tuple[str, ...]] = {
+    "created": (REPLICA_JOINED,),
+    "ended": (SHUTDOWN, TRANSCRIPTION_READY),
+}
 
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
@@ -72,11 +80,10 @@ def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[
         history, account_id = change.history, change.account_id
         if history is None or account_id is None or not history.callback_url:
             continue
-        events = lifecycle_events(history)
-        chosen = events[:1] if change.change == "created" else events[1:]
-        for event in chosen:
-            if lane is not None and lane_of(event.event_type) is not lane:
-                continue
+        wanted = [t for t in EVENTS_OF_CHANGE.get(change.change, ()) if lane is None or lane_of(t) is lane]
+        if not wanted:
+            continue
+        for event in lifecycle_events(history, wanted):
             body = json.dumps(event.envelope(), separators=(",", ":"))
             new.append(
                 NewDelivery(

@@ -11,6 +11,7 @@ both win.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -82,18 +83,25 @@ def transcript(history: History) -> list[dict[str, Any]]:
     return [{"role": "system", "content": history.system_prompt}]
 
 
-def lifecycle_events(history: History) -> list[Event]:
-    """The events a conversation's history implies, in Tavus's order.
+def lifecycle_events(history: History, only: Container[str] | None = None) -> list[Event]:
+    """The events a conversation's history implies, in Tavus's order (of the types in `only`, if given).
 
     A live conversation's replica joins when it is created; when it ends, the
     shutdown (with its reason) comes first, then the transcript. A test-mode
-    conversation has no replica and so no events at all.
+    conversation has no replica and so no events at all. `only` lets the
+    delivery worker skip building what it does not send yet: under a burst of
+    ends it wants the shutdowns alone, and the transcript was most of the
+    rendering (docs/performance.md).
     """
     if history.test_mode:
         return []
     cid, rid, url = history.conversation_id, history.replica_id, history.callback_url
-    out = [events.replica_joined(cid, rid, url, history.created_at)]
+    out = []
+    if only is None or events.REPLICA_JOINED in only:
+        out.append(events.replica_joined(cid, rid, url, history.created_at))
     if history.ended_at is not None and history.shutdown_reason is not None:
-        out.append(events.shutdown(cid, rid, url, history.shutdown_reason, history.ended_at))
-        out.append(events.transcription_ready(cid, rid, url, transcript(history), history.ended_at))
+        if only is None or events.SHUTDOWN in only:
+            out.append(events.shutdown(cid, rid, url, history.shutdown_reason, history.ended_at))
+        if only is None or events.TRANSCRIPTION_READY in only:
+            out.append(events.transcription_ready(cid, rid, url, transcript(history), history.ended_at))
     return out
