@@ -163,16 +163,21 @@ def test_a_shard_owns_each_conversation_exactly_once() -> None:
         Shard(2, 2)
 
 
-def test_a_ledger_from_before_lanes_keeps_its_cursor_for_both(tmp_path: Path, run) -> None:
-    """Upgrading: a ledger with one cursor per shard (migration 0002) gets it for both lanes."""
-    path = tmp_path / "main.webhooks.db"
+def ledger_at(path: Path, *names: str) -> sqlite3.Connection:
+    """A ledger file as an older Palaver left it: these migrations applied, and no later ones."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT)")
-    for name in ("0001_initial.sql", "0002_shards.sql"):
+    for name in names:
         script = resources.files("palaver.storage.migrations").joinpath("sqlite_ledger", name).read_text()
         for statement in split_statements(script):
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (int(name[:4]), name))
+    return conn
+
+
+def test_a_ledger_from_before_lanes_keeps_its_cursor_for_both(tmp_path: Path, run) -> None:
+    """Upgrading: a ledger with one cursor per shard (migration 0002) gets it for both lanes."""
+    conn = ledger_at(tmp_path / "main.webhooks.db", "0001_initial.sql", "0002_shards.sql")
     conn.execute("UPDATE ingest_cursors SET outbox_seq = 7")
     conn.close()
     store = open_ledger(f"sqlite:///{tmp_path / 'main.db'}")
@@ -183,9 +188,53 @@ def test_a_ledger_from_before_lanes_keeps_its_cursor_for_both(tmp_path: Path, ru
         run(store.close())
 
 
+def test_a_ledger_from_before_conversation_numbers_keeps_its_deliveries_ids_and_attempts(tmp_path: Path, run) -> None:
+    """Upgrading to migration 0005: every delivery is still found, keeps its id, and is not stored twice."""
+    conn = ledger_at(
+        tmp_path / "main.webhooks.db",
+        "0001_initial.sql",
+        "0002_shards.sql",
+        "0003_lanes.sql",
+        "0004_no_conversation_index.sql",
+    )
+    for delivery_id, event_id, status in ((3, "ca.x", "delivered"), (5, "cb.x", "failed"), (8, "ca.y", "pending")):
+        cid, event_type = event_id.split(".")
+        conn.execute(
+            "INSERT INTO deliveries (delivery_id, event_id, conversation_id, account_id, event_type, url, body, "
+            "status, attempts, created_epoch) VALUES (?, ?, ?, 'acc', ?, 'https://example.com/h', '{}', ?, ?, 1.0)",
+            (delivery_id, event_id, cid, event_type, status, int(status != "pending")),
+        )
+    conn.execute("INSERT INTO attempts (delivery_id, attempt, at_epoch, status_code) VALUES (3, 1, 2.0, 200)")
+    conn.close()
+    store = open_ledger(f"sqlite:///{tmp_path / 'main.db'}")
+    try:
+        assert run(store.migrate()) == ["0005_conversation_numbers.sql"]
+        assert [(d.delivery_id, d.event_id) for d in run(store.list_deliveries(conversation_id="ca"))] == [
+            (3, "ca.x"),
+            (8, "ca.y"),
+        ]
+        found = run(store.find_delivery("cb.x"))
+        assert found is not None and (found.delivery_id, found.status) == (5, "failed")
+        assert [a.status_code for a in run(store.list_attempts(3))] == [200]
+        stored = run(store.ingest([new("ca", "x"), new("cb", "y")], 1, purge=[], replay=["cb.x"]))
+        assert [d.event_id for d in stored] == ["cb.y", "cb.x"]  # ca.x was there already
+        assert stored[0].delivery_id > 8 and stored[1].delivery_id == 5  # ids go on from the old ones
+        assert [d.event_id for d in run(store.pending())] == ["cb.x", "ca.y", "cb.y"]
+    finally:
+        run(store.close())
+
+
+def test_an_event_id_that_is_not_one_finds_nothing(ledger: DeliveryLedger, run) -> None:
+    run(ledger.ingest([new("ca", "x")], 1, purge=[], replay=["ca", ".x", "ca."]))
+    assert [run(ledger.find_delivery(e)) for e in ("ca", "ca.", ".x", "ca.x.y", "cb.x")] == [None] * 5
+    found = run(ledger.find_delivery("ca.x"))
+    assert found is not None and found.status == "pending"
+
+
 def test_a_conversations_deliveries_are_its_own_even_when_another_id_extends_it(ledger: DeliveryLedger, run) -> None:
-    """They are found as a range of event ids; "c12" must not take in "c123"'s."""
+    """They are found by the conversation's number; "c12" must not take in "c123"'s."""
     run(ledger.ingest([new("c12", "x"), new("c123", "x"), new("c12", "y"), new("c1", "x")], 1, purge=[], replay=[]))
     assert [d.event_id for d in run(ledger.list_deliveries(conversation_id="c12"))] == ["c12.x", "c12.y"]
     run(ledger.ingest([], 2, purge=["c12"], replay=[]))
     assert [d.event_id for d in run(ledger.list_deliveries())] == ["c123.x", "c1.x"]
+    assert run(ledger.list_deliveries(conversation_id="c12")) == []

@@ -54,6 +54,9 @@ EVENTS_OF_CHANGE: dict[str, tuple[str, ...]] = {
 
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
+RECORD_BATCH = 1000  # attempt outcomes recorded per ledger transaction
+MAX_RECORD_DELAY = 2.0  # seconds outcomes may wait to be recorded while lifecycle events wait to be sent
+MAX_UNRECORDED = 20_000  # ... and how many of them
 
 
 def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[NewDelivery], list[str], list[str]]:
@@ -194,11 +197,24 @@ class DeliveryWorker:
             if taken < self._ingest_batch and len(self._ready_system) < self._concurrency:
                 taken_later = await self.ingest_application()
         self.dispatch(sender)
-        if self._results and (
-            len(self._results) >= 1000 or self._clock.now() - self._flushed_at >= self._flush_interval
-        ):
+        if self._results and self._record_now():
             await self.flush()
         return max(taken, taken_later) >= self._ingest_batch
+
+    def _record_now(self) -> bool:
+        """Whether to record finished attempts now, or let them wait while lifecycle events do.
+
+        Why they may wait: recording is a third of what a webhook costs the worker
+        (docs/performance.md), and under a burst of ends every millisecond spent on
+        it delays the shutdowns still waiting for a connection. Their outcome only
+        says what happened; if the worker dies before recording it, the webhooks
+        are sent again at restart (at least once, same webhook-id). The wait is
+        bounded in time and in count.
+        """
+        waited = self._clock.now() - self._flushed_at
+        if self._ready_system and waited < MAX_RECORD_DELAY and len(self._results) < MAX_UNRECORDED:
+            return False
+        return len(self._results) >= RECORD_BATCH or waited >= self._flush_interval
 
     async def ingest(self) -> int:
         """Take the system events of new outbox changes, and their purges and replays."""
@@ -236,15 +252,14 @@ class DeliveryWorker:
         return len(changes)
 
     async def flush(self) -> None:
-        """Record finished attempts, one transaction for the lot."""
+        """Record finished attempts, a transaction per RECORD_BATCH, answers handled in between."""
         self._flushed_at = self._clock.now()
-        if self._results:
-            results, self._results = self._results, []
-            try:
-                await self._ledger.record(results)
-            except Exception:
-                self._results = results + self._results  # kept for the next flush, not lost
-                raise
+        while self._results:
+            batch = self._results[:RECORD_BATCH]
+            await self._ledger.record(batch)  # if it fails, the results stay for the next flush
+            del self._results[: len(batch)]  # new results were appended behind them meanwhile
+            if self._results:
+                await asyncio.sleep(0)
 
     async def drain(self, sender: WebhookSender) -> None:
         """Step until nothing is due or in flight, then record everything (for tests and tools)."""

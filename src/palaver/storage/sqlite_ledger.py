@@ -15,7 +15,6 @@ per ingest and one per batch of results.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -40,14 +39,14 @@ _COLUMNS = (
 )
 
 
-# A conversation's deliveries: event ids are "<conversation_id>.<event type>" (domain/events.py,
-# decisions.md #45), so they are the range [id + ".", id + "/") of the event_id index ("/" follows
-# "." in ASCII; conversation ids are hex, so no other id's events fall in it).
-_OF_CONVERSATION = "event_id >= ? AND event_id < ?"
+# A conversation's deliveries: those with its number (migration 0005 says why they are numbered).
+_OF_CONVERSATION = "conversation_no = (SELECT conversation_no FROM ledger_conversations WHERE conversation_id = ?)"
 
 
-def _of_conversation(conversation_id: str) -> tuple[str, str]:
-    return f"{conversation_id}.", f"{conversation_id}/"
+def _event_parts(event_id: str) -> tuple[str, str] | None:
+    """`<conversation_id>.<event type>` (domain/events.py) split in two, or None for anything else."""
+    conversation_id, dot, event_type = event_id.partition(".")
+    return (conversation_id, event_type) if dot and conversation_id and event_type else None
 
 
 def ledger_path(database_path: str) -> str:
@@ -122,34 +121,43 @@ class SQLiteDeliveryLedger:
                 conn.execute(
                     "DELETE FROM attempts WHERE delivery_id IN "
                     f"(SELECT delivery_id FROM deliveries WHERE {_OF_CONVERSATION})",
-                    _of_conversation(conversation_id),
+                    (conversation_id,),
                 )
-                conn.execute(f"DELETE FROM deliveries WHERE {_OF_CONVERSATION}", _of_conversation(conversation_id))
+                conn.execute(f"DELETE FROM deliveries WHERE {_OF_CONVERSATION}", (conversation_id,))
+                conn.execute("DELETE FROM ledger_conversations WHERE conversation_id = ?", (conversation_id,))
             rows: list[Any] = []
+            numbers: dict[str, int] = {}
             # A statement per row, not one INSERT ... SELECT FROM json_each(batch): measured,
             # 8 us a row against 14, because `value ->> n` parses the row's JSON again for
             # every column. `rowcount` is 0 where the event was already stored.
             insert = conn.cursor()
             for d in deliveries:
+                number = numbers.get(d.conversation_id)
+                if number is None:
+                    number = numbers[d.conversation_id] = self._number(d.conversation_id)
                 insert.execute(
-                    "INSERT INTO deliveries (event_id, conversation_id, account_id, event_type, url, body, "
-                    "created_epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-                    (d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body, d.created_epoch),
+                    "INSERT INTO deliveries (conversation_no, event_id, conversation_id, account_id, event_type, "
+                    "url, body, created_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(conversation_no, event_type) DO NOTHING",
+                    (number, d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body, d.created_epoch),
                 )
                 if insert.rowcount:
                     rows.append(
                         (insert.lastrowid, d.event_id, d.conversation_id, d.account_id, d.event_type, d.url, d.body)
                         + ("pending", 0, d.created_epoch, 0.0, None, None)
                     )
-            if replay:
-                replayed = conn.execute(
-                    "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_epoch = 0, "
-                    "finished_epoch = NULL, created_epoch = ? "
-                    "WHERE event_id IN (SELECT value FROM json_each(?)) AND status != 'pending' "
-                    f"RETURNING {_COLUMNS}",
-                    (time.time(), json.dumps(replay)),
-                ).fetchall()
-                rows.extend(sorted(replayed, key=lambda r: r[0]))
+            replayed_at = time.time()
+            replayed: list[Any] = []
+            for parts in filter(None, map(_event_parts, replay)):
+                replayed.extend(
+                    conn.execute(
+                        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_epoch = 0, "
+                        f"finished_epoch = NULL, created_epoch = ? WHERE {_OF_CONVERSATION} AND event_type = ? "
+                        f"AND status != 'pending' RETURNING {_COLUMNS}",
+                        (replayed_at, *parts),
+                    ).fetchall()
+                )
+            rows.extend(sorted(replayed, key=lambda r: r[0]))
             conn.execute(
                 "UPDATE ingest_lane_cursors SET outbox_seq = ? WHERE shard = ? AND lane = ? AND outbox_seq < ?",
                 (cursor, shard.index, str(lane), cursor),
@@ -159,6 +167,17 @@ class SQLiteDeliveryLedger:
             conn.execute("ROLLBACK")
             raise
         return [DeliveryRecord(*r) for r in rows]
+
+    def _number(self, conversation_id: str) -> int:
+        """The conversation's number, given the first time the ledger sees it (inside the caller's transaction)."""
+        conn = self._conn
+        row = conn.execute(
+            "SELECT conversation_no FROM ledger_conversations WHERE conversation_id = ?", (conversation_id,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = conn.execute("INSERT INTO ledger_conversations (conversation_id) VALUES (?)", (conversation_id,))
+        return int(cursor.lastrowid or 0)
 
     async def pending(self, shard: Shard = ALL) -> list[DeliveryRecord]:
         rows = self._conn.execute(
@@ -224,7 +243,7 @@ class SQLiteDeliveryLedger:
         args: list[object] = []
         if conversation_id is not None:
             where.append(_OF_CONVERSATION)
-            args.extend(_of_conversation(conversation_id))
+            args.append(conversation_id)
         if status is not None:
             where.append("status = ?")
             args.append(status)
@@ -235,7 +254,12 @@ class SQLiteDeliveryLedger:
         return [DeliveryRecord(*r) for r in rows]
 
     async def find_delivery(self, event_id: str) -> DeliveryRecord | None:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM deliveries WHERE event_id = ?", (event_id,)).fetchone()
+        parts = _event_parts(event_id)
+        if parts is None:
+            return None
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE {_OF_CONVERSATION} AND event_type = ?", parts
+        ).fetchone()
         return DeliveryRecord(*row) if row else None
 
     async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]:
