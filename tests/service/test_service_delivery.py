@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,6 +361,77 @@ def test_the_application_lane_never_passes_the_system_lane(tmp_path: Path) -> No
         assert await worker.ingest() == 1
         assert await worker.ingest_application() == 1
         assert [d.event_type for d in await w.ledger.list_deliveries(conversation_id=first)] == LIFECYCLE
+
+    scenario(tmp_path, body)
+
+
+class GatedSender:
+    """Stands in for the HTTP sender: each attempt answers 200 when the test releases it."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[asyncio.Future[None]] = deque()
+        self.open = False
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str], now: float) -> SendResult:
+        if not self.open:
+            answer = asyncio.get_running_loop().create_future()
+            self.waiting.append(answer)
+            await answer
+        return SendResult(200, 1.0)
+
+    async def release(self) -> None:
+        await self.settle()  # the attempt started reaches its send
+        self.waiting.popleft().set_result(None)
+        await self.settle()  # it finishes, and the next one starts
+
+    @staticmethod
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+def test_outcomes_wait_to_be_recorded_while_system_events_wait_for_a_connection(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        for _ in range(3):
+            await w.conversation("http://127.0.0.1:9/hook")
+        worker, sender = w.worker(concurrency=1), GatedSender()
+
+        async def delivered() -> int:
+            return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
+
+        await worker.step(sender)  # type: ignore[arg-type]  # takes all; one attempt out, two conversations ready
+        await sender.release()
+        await worker.step(sender)  # type: ignore[arg-type]  # the first outcome since a while: recorded at once
+        assert await delivered() == 1
+        await sender.release()
+        w.clock.advance(1.0)  # past the flush interval, not past MAX_RECORD_DELAY
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert await delivered() == 1
+        w.clock.advance(1.5)
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert await delivered() == 2
+        sender.open = True
+        await sender.settle()
+        while sender.waiting:
+            await sender.release()
+        await worker.drain(sender)  # type: ignore[arg-type]
+        assert await delivered() == 9
+
+    scenario(tmp_path, body)
+
+
+def test_outcomes_are_recorded_at_once_when_no_system_event_waits(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        await w.conversation("http://127.0.0.1:9/hook", end=False)
+        await w.conversation("http://127.0.0.1:9/hook", end=False)
+        worker, sender = w.worker(concurrency=1), GatedSender()
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.release()
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.release()
+        w.clock.advance(0.1)  # the flush interval, and nothing else is ready
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert [d.status for d in await w.ledger.list_deliveries()] == ["delivered", "delivered"]
 
     scenario(tmp_path, body)
 
