@@ -42,6 +42,22 @@ def test_the_file_sits_next_to_the_database() -> None:
     assert ledger_path("/data/palaver") == "/data/palaver.webhooks.db"
 
 
+def test_a_new_ledger_has_8_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path, run) -> None:
+    def page_size(path: Path) -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+        finally:
+            conn.close()
+
+    ledger_at(tmp_path / "old.webhooks.db", "0001_initial.sql").close()  # made by an older Palaver: 4 KiB
+    for name in ("new", "old"):
+        store = open_ledger(f"sqlite:///{tmp_path / name}.db")
+        run(store.migrate())
+        run(store.close())
+    assert (page_size(tmp_path / "new.webhooks.db"), page_size(tmp_path / "old.webhooks.db")) == (8192, 4096)
+
+
 def test_ingest_stores_in_order_advances_the_cursor_and_skips_known_events(ledger: DeliveryLedger, run) -> None:
     assert run(ledger.cursor()) == 0
     first = run(ledger.ingest([new("a", "x"), new("a", "y"), new("b", "x")], 3, purge=[], replay=[]))

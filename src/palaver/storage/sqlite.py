@@ -75,7 +75,9 @@ def sqlite_path(database_url: str) -> str:
     return path
 
 
-def connect(path: str, synchronous: str, *, checkpoint_on_commit: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str, synchronous: str, *, checkpoint_on_commit: bool = False, page_size: int | None = None
+) -> sqlite3.Connection:
     """A connection with Palaver's settings (autocommit, WAL, busy timeout, bounded WAL file).
 
     `checkpoint_on_commit=False` for the API's database: checkpoints (which fsync)
@@ -84,6 +86,8 @@ def connect(path: str, synchronous: str, *, checkpoint_on_commit: bool = False) 
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
+    if page_size is not None:
+        conn.execute(f"PRAGMA page_size = {int(page_size)}")  # takes effect only in a new, empty file
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA cache_size = -65536")
