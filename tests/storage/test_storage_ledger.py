@@ -254,3 +254,17 @@ def test_a_conversations_deliveries_are_its_own_even_when_another_id_extends_it(
     run(ledger.ingest([], 2, purge=["c12"], replay=[]))
     assert [d.event_id for d in run(ledger.list_deliveries())] == ["c123.x", "c1.x"]
     assert run(ledger.list_deliveries(conversation_id="c12")) == []
+
+
+def test_a_purge_leaves_no_trace_of_the_conversation_in_the_ledger(tmp_path: Path, ledger: DeliveryLedger, run) -> None:
+    """Hard delete is the privacy tool (decisions.md #46): not even the id stays behind."""
+    run(ledger.ingest([new("c12", "x"), new("c34", "x")], 1, purge=[], replay=[]))
+    run(ledger.ingest([], 2, purge=["c12"], replay=[]))
+    conn = sqlite3.connect(tmp_path / "main.webhooks.db")
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        found = {t: [row for row in conn.execute(f"SELECT * FROM {t}") if "c12" in repr(row)] for t in tables}
+    finally:
+        conn.close()
+    assert {t: rows for t, rows in found.items() if rows} == {}
+    assert [d.event_id for d in run(ledger.list_deliveries())] == ["c34.x"]
