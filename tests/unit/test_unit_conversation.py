@@ -134,6 +134,12 @@ def test_only_builds_the_events_of_the_types_asked_for_in_order() -> None:
     assert lifecycle_events(history(), []) == []
 
 
+def test_an_event_id_reads_back_as_its_conversation_and_type() -> None:
+    for event in lifecycle_events(history()):
+        assert events.split_event_id(event.event_id) == (event.conversation_id, event.event_type)
+    assert [events.split_event_id(x) for x in ("c1", "c1.", ".system.shutdown", "")] == [None] * 4
+
+
 def test_event_timestamps_follow_creation_and_end() -> None:
     """replica_joined happens at creation; shutdown and transcript at the end."""
     joined, shutdown, transcript = lifecycle_events(history())

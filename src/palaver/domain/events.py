@@ -49,6 +49,15 @@ class Event:
         }
 
 
+def split_event_id(event_id: str) -> tuple[str, str] | None:
+    """`Event.event_id` read back: (conversation id, event type), or None if it is not one.
+
+    Conversation ids have no dot and event types do, so the first dot divides them.
+    """
+    conversation_id, dot, event_type = event_id.partition(".")
+    return (conversation_id, event_type) if dot and conversation_id and event_type else None
+
+
 def replica_joined(conversation_id: str, replica_id: str, webhook_url: str, at: str) -> Event:
     return Event(conversation_id, REPLICA_JOINED, at, {"replica_id": replica_id}, webhook_url)
 

@@ -43,6 +43,11 @@ INSERT INTO deliveries_by_number (
            d.finished_epoch
     FROM deliveries d JOIN ledger_conversations c ON c.conversation_id = d.conversation_id
     ORDER BY d.delivery_id;
+-- Delivery ids are never given twice (an attempt that finishes after its delivery
+-- was purged is dropped by id: sqlite_ledger.py, record), so the new table goes on
+-- from the old AUTOINCREMENT high-water mark, not from the highest id still stored.
+DELETE FROM sqlite_sequence WHERE name = 'deliveries_by_number';
+UPDATE sqlite_sequence SET name = 'deliveries_by_number' WHERE name = 'deliveries';
 DROP TABLE deliveries;
 ALTER TABLE deliveries_by_number RENAME TO deliveries;
 -- One event of each type per conversation: what the event_id's uniqueness said before.
