@@ -18,7 +18,8 @@ import pytest
 from webhook_receiver import Receiver
 
 from palaver.delivery.sender import SendResult
-from palaver.delivery.worker import DeliveryWorker, render
+from palaver.delivery import worker as worker_module
+from palaver.delivery.worker import MAX_RECORD_DELAY, DeliveryWorker, render
 from palaver.domain.clock import ManualClock
 from palaver.domain.conversation import History
 from palaver.domain.lanes import Lane
@@ -400,14 +401,14 @@ def test_outcomes_wait_to_be_recorded_while_system_events_wait_for_a_connection(
             return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
 
         await worker.step(sender)  # type: ignore[arg-type]  # takes all; one attempt out, two conversations ready
-        await sender.release()
-        await worker.step(sender)  # type: ignore[arg-type]  # the first outcome since a while: recorded at once
-        assert await delivered() == 1
-        await sender.release()
-        w.clock.advance(1.0)  # past the flush interval, not past MAX_RECORD_DELAY
+        await sender.release()  # the first outcome; the second attempt goes out
+        w.clock.advance(MAX_RECORD_DELAY / 2)  # past the flush interval, not past MAX_RECORD_DELAY
         await worker.step(sender)  # type: ignore[arg-type]
-        assert await delivered() == 1
-        w.clock.advance(1.5)
+        await sender.release()  # a second outcome, younger
+        w.clock.advance(MAX_RECORD_DELAY / 2 - 0.1)  # the first has waited just under the bound
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert await delivered() == 0
+        w.clock.advance(0.2)  # the first has waited past it: both are recorded, though a shutdown waits
         await worker.step(sender)  # type: ignore[arg-type]
         assert await delivered() == 2
         sender.open = True
@@ -416,6 +417,53 @@ def test_outcomes_wait_to_be_recorded_while_system_events_wait_for_a_connection(
             await sender.release()
         await worker.drain(sender)  # type: ignore[arg-type]
         assert await delivered() == 9
+
+    scenario(tmp_path, body)
+
+
+def test_outcomes_past_the_bound_are_recorded_a_batch_per_step_while_system_events_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that taking and sending the waiting shutdowns goes on between the batches."""
+    monkeypatch.setattr(worker_module, "RECORD_BATCH", 1)
+
+    async def body(w: World) -> None:
+        for _ in range(4):
+            await w.conversation("http://127.0.0.1:9/hook")
+        worker, sender = w.worker(concurrency=1), GatedSender()
+
+        async def delivered() -> int:
+            return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
+
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.release()
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.release()
+        w.clock.advance(MAX_RECORD_DELAY + 1)
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert await delivered() == 1
+        await worker.step(sender)  # type: ignore[arg-type]
+        assert await delivered() == 2
+
+    scenario(tmp_path, body)
+
+
+def test_a_step_records_one_batch_and_says_more_is_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst's outcomes are recorded over several steps, each of which first takes and sends what
+    became ready: the ends that follow a burst of creates do not wait for all its bookkeeping."""
+    monkeypatch.setattr(worker_module, "RECORD_BATCH", 1)
+
+    async def body(w: World) -> None:
+        for _ in range(2):
+            await w.conversation("http://127.0.0.1:9/hook", end=False)
+        worker, sender = w.worker(concurrency=2), GatedSender()
+        sender.open = True
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.settle()  # both attempts finish; nothing else is ready
+        assert await worker.step(sender) is True  # type: ignore[arg-type]
+        assert [d.status for d in await w.ledger.list_deliveries()] == ["delivered", "pending"]
+        assert await worker.step(sender) is False  # type: ignore[arg-type]
+        assert [d.status for d in await w.ledger.list_deliveries()] == ["delivered", "delivered"]
 
     scenario(tmp_path, body)
 

@@ -55,8 +55,8 @@ EVENTS_OF_CHANGE: dict[str, tuple[str, ...]] = {
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
 RECORD_BATCH = 1000  # attempt outcomes recorded per ledger transaction
-MAX_RECORD_DELAY = 2.0  # seconds outcomes may wait to be recorded while lifecycle events wait to be sent
-MAX_UNRECORDED = 20_000  # ... and how many of them
+MAX_RECORD_DELAY = 5.0  # seconds the oldest outcome may wait to be recorded while lifecycle events wait to be sent
+MAX_UNRECORDED = 50_000  # ... and how many outcomes may wait
 
 
 def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[NewDelivery], list[str], list[str]]:
@@ -142,6 +142,7 @@ class DeliveryWorker:
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[AttemptResult] = []
+        self._unrecorded_since = 0.0  # when the oldest outcome in _results finished
         self._secrets: dict[str, str] = {}
         self._secrets_read_at = float("-inf")
         self._flushed_at = float("-inf")
@@ -197,9 +198,12 @@ class DeliveryWorker:
             if taken < self._ingest_batch and len(self._ready_system) < self._concurrency:
                 taken_later = await self.ingest_application()
         self.dispatch(sender)
+        recorded = 0
         if self._results and self._record_now():
-            await self.flush()
-        return max(taken, taken_later) >= self._ingest_batch
+            # One batch per step: events that become ready meanwhile are taken and
+            # sent between batches, not after all the outcomes of a burst.
+            recorded = await self.flush(RECORD_BATCH)
+        return max(taken, taken_later) >= self._ingest_batch or (recorded == RECORD_BATCH and bool(self._results))
 
     def _record_now(self) -> bool:
         """Whether to record finished attempts now, or let them wait while lifecycle events do.
@@ -207,15 +211,21 @@ class DeliveryWorker:
         Why they may wait: recording is about a seventh of what a webhook costs the
         worker (10.5 of ~76 us in-process, docs/performance.md), and under a burst of
         ends every millisecond spent on it delays the shutdowns still waiting for a
-        connection. Their outcome only
-        says what happened; if the worker dies before recording it, the webhooks
-        are sent again at restart (at least once, same webhook-id). The wait is
-        bounded in time and in count.
+        connection. Their outcome only says what happened; if the worker dies
+        before recording it, the webhooks are sent again at restart (at least
+        once, same webhook-id). The wait is bounded in time (from the oldest
+        outcome) and in count; the bounds are wider than the backlog of a
+        20,000-end burst lasts, because recording within it delays its last
+        shutdowns by all the recording's time (decision #61).
         """
-        waited = self._clock.now() - self._flushed_at
-        if self._ready_system and waited < MAX_RECORD_DELAY and len(self._results) < MAX_UNRECORDED:
+        now = self._clock.now()
+        if (
+            self._ready_system
+            and now - self._unrecorded_since < MAX_RECORD_DELAY
+            and len(self._results) < MAX_UNRECORDED
+        ):
             return False
-        return len(self._results) >= RECORD_BATCH or waited >= self._flush_interval
+        return len(self._results) >= RECORD_BATCH or now - self._flushed_at >= self._flush_interval
 
     async def ingest(self) -> int:
         """Take the system events of new outbox changes, and their purges and replays."""
@@ -252,15 +262,20 @@ class DeliveryWorker:
             self._enqueue(delivery)
         return len(changes)
 
-    async def flush(self) -> None:
-        """Record finished attempts, a transaction per RECORD_BATCH, answers handled in between."""
+    async def flush(self, limit: int | None = None) -> int:
+        """Record finished attempts (all, or the oldest `limit`), a transaction per RECORD_BATCH,
+        answers handled in between; how many were recorded."""
         self._flushed_at = self._clock.now()
-        while self._results:
-            batch = self._results[:RECORD_BATCH]
+        left = len(self._results) if limit is None else min(limit, len(self._results))
+        recorded = 0
+        while recorded < left:
+            batch = self._results[: min(RECORD_BATCH, left - recorded)]
             await self._ledger.record(batch)  # if it fails, the results stay for the next flush
             del self._results[: len(batch)]  # new results were appended behind them meanwhile
-            if self._results:
+            recorded += len(batch)
+            if recorded < left:
                 await asyncio.sleep(0)
+        return recorded
 
     async def drain(self, sender: WebhookSender) -> None:
         """Step until nothing is due or in flight, then record everything (for tests and tools)."""
@@ -357,6 +372,8 @@ class DeliveryWorker:
             )
             status = DeliveryStatus.FAILED if result.refused else decision.status
             attempt = AttemptRecord(delivery.delivery_id, 0, now, result.status_code, result.latency_ms, result.error)
+            if not self._results:
+                self._unrecorded_since = self._clock.now()
             self._results.append(
                 AttemptResult(attempt, status.value, decision.next_attempt_at, ATTEMPT_OUTCOMES[status])
             )
