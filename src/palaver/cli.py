@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ import click
 from palaver import __version__
 from palaver.domain.clock import SystemClock, iso_timestamp
 from palaver.domain.shards import Shard
+from palaver.runtime import collect_young_objects_less_often
 from palaver.service.keys import UnknownAccount, issue_key
 from palaver.settings import Settings, default_database_url
 from palaver.storage import Storage, open_storage
@@ -21,7 +21,6 @@ from palaver.storage.base import DeliveryLedger, open_ledger
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-GC_GEN0_THRESHOLD = 20_000
 
 database_option = click.option(
     "--database-url",
@@ -164,10 +163,7 @@ def serve(
         sys.stdout.flush()
 
     app = create_app(settings, on_ready=ready)
-    # Collect young objects less often: with dozens of ends in flight, each holding
-    # a few objects until its group commit, the default threshold (700) ran a gen0
-    # collection every few batches (docs/performance.md).
-    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    collect_young_objects_less_often()
     config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
 

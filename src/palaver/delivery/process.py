@@ -39,6 +39,7 @@ from palaver.delivery.worker import DeliveryWorker
 from palaver.domain.clock import SystemClock
 from palaver.domain.retry import RetryPolicy
 from palaver.domain.shards import ALL, Shard
+from palaver.runtime import collect_young_objects_less_often
 from palaver.settings import Settings
 from palaver.storage.base import open_ledger
 from palaver.storage.sqlite import sqlite_path
@@ -122,6 +123,7 @@ def run(settings: Settings, *, parent_pipe: bool, niceness: int, shard: Shard = 
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
+    collect_young_objects_less_often()
     ledger_file = ledger_path(sqlite_path(settings.database_url))
     lock = ledger_file + ".lock" + (f".{shard.index}" if shard.index else "")
     with _exclusive(lock, parent_pipe=parent_pipe) as locked:
