@@ -1031,6 +1031,22 @@ def parse_ended_at(value: str) -> float:
     return dt.timestamp()
 
 
+def log_timeline(where: str, ends: list[float], arrivals: list[float], step: float = 0.1) -> None:
+    """Ends committed and shutdowns arrived per `step` seconds from the first end: stalls of
+    the delivery worker show as bins with few arrivals while a backlog remains."""
+    t0 = min(ends)
+    bins = int((max(max(ends), *arrivals) - t0) / step) + 1
+    count_ends, count_arrived = [0] * bins, [0] * bins
+    for t in ends:
+        count_ends[int((t - t0) / step)] += 1
+    for t in arrivals:
+        count_arrived[max(0, int((t - t0) / step))] += 1
+    log(f"   {where:<7} timeline, per {step * 1000:.0f} ms from the first end (ends / shutdowns arrived):")
+    for row in range(0, bins, 6):
+        log("      " + "  ".join(f"{i * step:4.1f}s {count_ends[i]:5d}/{count_arrived[i]:5d}"
+                                  for i in range(row, min(row + 6, bins))))
+
+
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile, q in [0, 100]."""
     s = sorted(values)
@@ -1180,6 +1196,8 @@ class WebhookBench:
                     delays.append(t - t_end)
                     arrivals.append(t)
             last_end = max(ended.values()) if ended else wrk_done
+            if self.args.timeline and ended:
+                log_timeline(where, list(ended.values()), arrivals)
             d: dict[str, Any] = {"arrived": len(delays), "expected": len(ids),
                                  "missing": len(ids) - len(delays), "waited_s": waited}
             if delays:
@@ -1436,6 +1454,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="webhooks mode: pace the end phases at about this many ends/s "
                         "(each connection waits connections/rate between requests) instead "
                         "of as fast as the server answers: the delivery delay at a steady load")
+    p.add_argument("--timeline", action="store_true",
+                   help="webhooks mode: log, per 100 ms of each 'on' end phase, how many ends "
+                        "committed and how many system.shutdowns arrived")
     p.add_argument("--webhook-wait", type=float, default=120.0,
                    help="webhooks mode: at most this many seconds to wait for the "
                         "deliveries of a phase to arrive (default 120)")
