@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from webhook_receiver import Receiver
 
-from palaver.delivery.sender import SendResult
 from palaver.delivery import worker as worker_module
+from palaver.delivery.sender import SendResult
 from palaver.delivery.worker import MAX_RECORD_DELAY, DeliveryWorker, render
 from palaver.domain.clock import ManualClock
 from palaver.domain.conversation import History
@@ -464,6 +464,26 @@ def test_a_step_records_one_batch_and_says_more_is_to_do(tmp_path: Path, monkeyp
         assert [d.status for d in await w.ledger.list_deliveries()] == ["delivered", "pending"]
         assert await worker.step(sender) is False  # type: ignore[arg-type]
         assert [d.status for d in await w.ledger.list_deliveries()] == ["delivered", "delivered"]
+
+    scenario(tmp_path, body)
+
+
+def test_answers_that_arrive_together_start_the_next_attempts_without_waiting_for_a_step(tmp_path: Path) -> None:
+    """Each finished attempt frees its connection slot and fills it: a burst's backlog does not go
+    out in waves of `concurrency` per poll interval."""
+
+    async def body(w: World) -> None:
+        for _ in range(3):
+            await w.conversation("http://127.0.0.1:9/hook", end=False)
+        worker, sender = w.worker(concurrency=2), GatedSender()
+        await worker.step(sender)  # type: ignore[arg-type]
+        await sender.settle()
+        assert len(sender.waiting) == 2
+        for answer in list(sender.waiting):  # both answers in the same turn of the loop
+            sender.waiting.popleft()
+            answer.set_result(None)
+        await sender.settle()
+        assert len(sender.waiting) == 1  # the third conversation's event went out, no step taken
 
     scenario(tmp_path, body)
 
