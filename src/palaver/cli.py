@@ -15,7 +15,7 @@ from palaver.domain.clock import SystemClock, iso_timestamp
 from palaver.domain.shards import Shard
 from palaver.runtime import collect_young_objects_less_often
 from palaver.service.keys import UnknownAccount, issue_key
-from palaver.settings import Settings, default_database_url
+from palaver.settings import DELIVERY_NICENESS, Settings, default_database_url
 from palaver.storage import Storage, open_storage
 from palaver.storage.base import DeliveryLedger, open_ledger
 
@@ -287,7 +287,9 @@ def webhooks_replay(event_id: str, database_url: str) -> None:
 @main.command()
 @database_option
 @webhook_options
-@click.option("--niceness", type=click.IntRange(0, 19), default=10, show_default=True, help="Scheduling priority.")
+@click.option(
+    "--niceness", type=click.IntRange(0, 19), default=DELIVERY_NICENESS, show_default=True, help="Scheduling priority."
+)
 @click.option(
     "--shard",
     default="0/1",

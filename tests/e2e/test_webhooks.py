@@ -13,6 +13,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from palaver.settings import DELIVERY_NICENESS
+
 LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
 
 
@@ -218,7 +220,7 @@ def test_the_delivery_workers_are_lower_priority_children_that_die_with_their_se
     children = _delivery_children(srv.proc.pid)
     assert len(children) == 2
     deadline = time.monotonic() + 10  # each lowers its own priority as it starts
-    while any(_nice(child) != 10 for child in children):
+    while any(_nice(child) != DELIVERY_NICENESS for child in children):
         assert time.monotonic() < deadline, "a delivery worker kept the server's priority"
         time.sleep(0.05)
     srv.kill()  # SIGKILL: no chance to stop the children itself

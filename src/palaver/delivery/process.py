@@ -47,8 +47,6 @@ from palaver.storage.sqlite_ledger import ledger_path
 
 log = logging.getLogger("palaver.webhooks")
 
-NICENESS = 10  # below request handling: the kernel gives the server's loop the CPU first
-
 
 def spawn_all(settings: Settings) -> list[subprocess.Popen[bytes]]:
     """One worker per shard (`settings.delivery_workers`)."""
