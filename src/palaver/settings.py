@@ -8,7 +8,7 @@ from dataclasses import dataclass
 DEFAULT_DATABASE_URL = "sqlite:///palaver.db"
 # The delivery worker's scheduling priority: the lowest, so that it uses the CPU the
 # server leaves and takes as little as the kernel allows from request handling.
-# Measured on 2 cores, 20,000-end bursts: nice 10 cost ends 9.5 % and 22.9 % of their
+# Measured on 2 cores, 20,000-end bursts: nice 10 cost ends 9.5 % and 23.1 % of their
 # throughput in two runs, nice 19 7.5 % and 7.6 %, for the same shutdown delay
 # (docs/performance.md).
 DELIVERY_NICENESS = 19
