@@ -391,14 +391,15 @@ class GatedSender:
             await asyncio.sleep(0)
 
 
+async def delivered(w: World) -> int:
+    return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
+
+
 def test_outcomes_wait_to_be_recorded_while_system_events_wait_for_a_connection(tmp_path: Path) -> None:
     async def body(w: World) -> None:
         for _ in range(3):
             await w.conversation("http://127.0.0.1:9/hook")
         worker, sender = w.worker(concurrency=1), GatedSender()
-
-        async def delivered() -> int:
-            return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
 
         await worker.step(sender)  # type: ignore[arg-type]  # takes all; one attempt out, two conversations ready
         await sender.release()  # the first outcome; the second attempt goes out
@@ -407,16 +408,16 @@ def test_outcomes_wait_to_be_recorded_while_system_events_wait_for_a_connection(
         await sender.release()  # a second outcome, younger
         w.clock.advance(MAX_RECORD_DELAY / 2 - 0.1)  # the first has waited just under the bound
         await worker.step(sender)  # type: ignore[arg-type]
-        assert await delivered() == 0
+        assert await delivered(w) == 0
         w.clock.advance(0.2)  # the first has waited past it: both are recorded, though a shutdown waits
         await worker.step(sender)  # type: ignore[arg-type]
-        assert await delivered() == 2
+        assert await delivered(w) == 2
         sender.open = True
         await sender.settle()
         while sender.waiting:
             await sender.release()
         await worker.drain(sender)  # type: ignore[arg-type]
-        assert await delivered() == 9
+        assert await delivered(w) == 9
 
     scenario(tmp_path, body)
 
@@ -432,18 +433,15 @@ def test_outcomes_past_the_bound_are_recorded_a_batch_per_step_while_system_even
             await w.conversation("http://127.0.0.1:9/hook")
         worker, sender = w.worker(concurrency=1), GatedSender()
 
-        async def delivered() -> int:
-            return sum(d.status == "delivered" for d in await w.ledger.list_deliveries())
-
         await worker.step(sender)  # type: ignore[arg-type]
         await sender.release()
         await worker.step(sender)  # type: ignore[arg-type]
         await sender.release()
         w.clock.advance(MAX_RECORD_DELAY + 1)
         await worker.step(sender)  # type: ignore[arg-type]
-        assert await delivered() == 1
+        assert await delivered(w) == 1
         await worker.step(sender)  # type: ignore[arg-type]
-        assert await delivered() == 2
+        assert await delivered(w) == 2
 
     scenario(tmp_path, body)
 
