@@ -47,6 +47,10 @@ class Backend:
         """The stored row, deleted or not, read around the interface."""
         raise NotImplementedError
 
+    def forget_webhook_secret(self, account_id: str) -> None:
+        """Make the account look as if made before accounts got a signing secret (written around the interface)."""
+        raise NotImplementedError
+
 
 class SQLiteBackend(Backend):
     name = "sqlite"
@@ -64,6 +68,14 @@ class SQLiteBackend(Backend):
         finally:
             conn.close()
         return dict(row) if row else None
+
+    def forget_webhook_secret(self, account_id: str) -> None:
+        conn = sqlite3.connect(self.path)
+        try:
+            conn.execute("UPDATE accounts SET webhook_secret = NULL WHERE account_id = ?", (account_id,))
+            conn.commit()
+        finally:
+            conn.close()
 
 
 _BACKEND_TYPES: dict[str, Callable[[Path], Backend]] = {"sqlite": SQLiteBackend}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
+import pytest
+
 from palaver.storage import Storage
 from palaver.storage.base import ApiKeyRecord
 
@@ -10,7 +14,12 @@ LOOKUP = "0123456789ab"
 
 def key(key_id: str, account_id: str, lookup: str = LOOKUP, revoked_at: str | None = None) -> ApiKeyRecord:
     return ApiKeyRecord(
-        key_id, account_id, f"name-{key_id}", lookup, (key_id * 64)[:64], f"2026-01-01T00:00:0{key_id[-1]}.000000Z",
+        key_id,
+        account_id,
+        f"name-{key_id}",
+        lookup,
+        (key_id * 64)[:64],
+        f"2026-01-01T00:00:0{key_id[-1]}.000000Z",
         revoked_at,
     )
 
@@ -87,5 +96,43 @@ def test_list_and_count_keys_include_revoked(storage: Storage, run, records) -> 
             await storage.add_key(k)
         assert sorted(await storage.list_keys(), key=lambda r: r.key_id) == keys
         assert await storage.count_keys() == 3
+
+    run(scenario())
+
+
+def test_each_account_has_its_own_signing_secret_from_the_start(storage: Storage, run, records) -> None:
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        await storage.create_account(records.account("a2"))
+        secrets = await storage.webhook_secrets()
+        assert set(secrets) == {"a1", "a2"} and secrets["a1"] != secrets["a2"]
+        for secret in secrets.values():
+            assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+        assert await storage.webhook_secret("a1") == secrets["a1"]
+        rotated = await storage.rotate_webhook_secret("a1")
+        assert rotated not in (None, secrets["a1"])
+        assert await storage.webhook_secrets() == {"a1": rotated, "a2": secrets["a2"]}
+        with pytest.raises(KeyError):
+            await storage.webhook_secret("nope")
+
+    run(scenario())
+
+
+def test_migrate_gives_accounts_from_before_secrets_one_and_reading_them_writes_nothing(
+    storage: Storage, backend, run, records
+) -> None:
+    """The delivery worker reads the secrets; it must never be the one that writes them."""
+
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        await storage.create_account(records.account("a2"))
+        kept = (await storage.webhook_secrets())["a2"]
+        backend.forget_webhook_secret("a1")
+        assert await storage.webhook_secrets() == {"a2": kept}
+        assert await storage.webhook_secrets() == {"a2": kept}  # still nothing: reading gave a1 none
+        await storage.migrate()
+        secrets = await storage.webhook_secrets()
+        assert secrets["a2"] == kept
+        assert secrets["a1"].startswith("whsec_") and len(base64.b64decode(secrets["a1"][6:])) == 32
 
     run(scenario())

@@ -121,9 +121,9 @@ class ConversationService:
 
     async def _deliveries(self, conversation_id: str) -> list[dict[str, Any]]:
         """Palaver's addition to the verbose view: what became of each webhook, attempt by attempt."""
-        out = []
         if self._ledger is None:
             return []
+        out = []
         for d in await self._ledger.list_deliveries(conversation_id=conversation_id):
             attempts = [
                 {

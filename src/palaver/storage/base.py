@@ -219,11 +219,12 @@ class Storage(Protocol):
 
     # webhooks ----------------------------------------------------------------------
     async def webhook_secret(self, account_id: str) -> str:
-        """The account's signing secret, created on first use."""
+        """The account's signing secret (KeyError if no such account)."""
         ...
 
     async def webhook_secrets(self) -> dict[str, str]:
-        """Every account's signing secret (creating the missing ones), for the delivery worker."""
+        """Every account's signing secret, for the delivery worker (a read: `migrate` gives accounts from
+        before secrets were made with the account theirs)."""
         ...
 
     async def rotate_webhook_secret(self, account_id: str) -> str | None:

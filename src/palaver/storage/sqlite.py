@@ -361,6 +361,24 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     return outcomes
 
 
+def _backfill_webhook_secrets(conn: sqlite3.Connection) -> None:
+    """A signing secret for each account made before secrets were made with the account.
+
+    Here, by whichever process migrates (the server, before it starts its delivery
+    workers), so that the workers only ever read the main database.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing = conn.execute("SELECT account_id FROM accounts WHERE webhook_secret IS NULL").fetchall()
+        conn.executemany(
+            "UPDATE accounts SET webhook_secret = ? WHERE account_id = ?", [(new_secret(), a) for (a,) in missing]
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStorage:
     def __init__(self, path: str, *, synchronous: str = "NORMAL", checkpoints: bool = True) -> None:
         """`checkpoints=False` for a process that only reads (the delivery worker): WAL checkpoints
@@ -380,7 +398,9 @@ class SQLiteStorage:
         def run() -> list[str]:
             conn = connect(self.path, self._synchronous)
             try:
-                return apply_sqlite_migrations(conn)
+                applied = apply_sqlite_migrations(conn)
+                _backfill_webhook_secrets(conn)
+                return applied
             finally:
                 conn.close()
 
@@ -604,21 +624,9 @@ class SQLiteStorage:
 
     async def webhook_secret(self, account_id: str) -> str:
         row = self._read.execute("SELECT webhook_secret FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
-        if row is not None and row[0]:
-            return str(row[0])
-        candidate = new_secret()
-
-        def op(conn: sqlite3.Connection) -> str:
-            conn.execute(
-                "UPDATE accounts SET webhook_secret = ? WHERE account_id = ? AND webhook_secret IS NULL",
-                (candidate, account_id),
-            )
-            found = conn.execute("SELECT webhook_secret FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
-            if found is None:
-                raise KeyError(account_id)
-            return str(found[0])
-
-        return await self._writer.submit(op)
+        if row is None or not row[0]:
+            raise KeyError(account_id)
+        return str(row[0])
 
     async def rotate_webhook_secret(self, account_id: str) -> str | None:
         secret = new_secret()
@@ -630,10 +638,8 @@ class SQLiteStorage:
         return await self._writer.submit(op)
 
     async def webhook_secrets(self) -> dict[str, str]:
-        missing = [r[0] for r in self._read.execute("SELECT account_id FROM accounts WHERE webhook_secret IS NULL")]
-        for account_id in missing:  # accounts from before secrets were made with the account
-            await self.webhook_secret(account_id)
-        return dict(self._read.execute("SELECT account_id, webhook_secret FROM accounts").fetchall())
+        rows = self._read.execute("SELECT account_id, webhook_secret FROM accounts WHERE webhook_secret IS NOT NULL")
+        return dict(rows.fetchall())
 
     async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
         rows = self._read.execute(
