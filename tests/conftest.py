@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
+pytest_plugins = ["pg_fixtures"]
+
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0

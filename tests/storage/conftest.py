@@ -3,7 +3,8 @@
 Every test here runs against each backend named in BACKENDS, through the
 `Storage` interface only. A backend that cannot be reached through the
 interface alone (raw row reads, its integrity-error type) describes itself with
-a `Backend` subclass; adding PostgreSQL means adding a subclass and its name.
+a `Backend` subclass. PostgreSQL tests each get a new database on the session's
+throw-away cluster (`pg_cluster`, tests/pg_fixtures.py).
 
 Each test gets its own event loop (`run`), and the storage is opened, migrated,
 used and closed on that one loop, as a server would.
@@ -12,22 +13,26 @@ used and closed on that one loop, as a server would.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 
 from palaver.domain.clock import iso_timestamp
 from palaver.storage import Storage, open_storage
 from palaver.storage.base import AccountRecord, ConversationRecord
+from palaver.tools.pgcluster import PostgresCluster
+from pg_fixtures import new_database_name
 
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 EPOCH0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 T0 = iso_timestamp(EPOCH0)
@@ -78,7 +83,29 @@ class SQLiteBackend(Backend):
             conn.close()
 
 
-_BACKEND_TYPES: dict[str, Callable[[Path], Backend]] = {"sqlite": SQLiteBackend}
+class PostgresBackend(Backend):
+    name = "postgres"
+    integrity_error = asyncpg.IntegrityConstraintViolationError
+
+    def __init__(self, cluster: PostgresCluster) -> None:
+        self.cluster = cluster
+        self.database = new_database_name("s")
+        self.url = cluster.create_database(self.database)
+
+    def open(self) -> Storage:
+        return open_storage(self.url, pool_size=5)
+
+    def raw_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        out = self.cluster.psql(
+            f"SELECT row_to_json(c) FROM conversations c WHERE conversation_id = '{conversation_id}'", self.database
+        ).strip()
+        return json.loads(out) if out else None
+
+    def forget_webhook_secret(self, account_id: str) -> None:
+        self.cluster.psql(f"UPDATE accounts SET webhook_secret = NULL WHERE account_id = '{account_id}'", self.database)
+
+    def drop(self) -> None:
+        self.cluster.psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -92,8 +119,13 @@ def run() -> Iterator[Run[Any]]:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return _BACKEND_TYPES[request.param](tmp_path)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield SQLiteBackend(tmp_path)
+        return
+    made = PostgresBackend(request.getfixturevalue("pg_cluster"))
+    yield made
+    made.drop()
 
 
 @pytest.fixture

@@ -26,20 +26,20 @@ import logging
 from collections import deque
 from dataclasses import replace
 
-from palaver.delivery.sender import WebhookSender, headers_for
+from palaver.delivery.attempts import SigningSecrets, attempt
+from palaver.delivery.sender import WebhookSender
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
 from palaver.domain.events import REPLICA_JOINED, SHUTDOWN, TRANSCRIPTION_READY
 from palaver.domain.lanes import LANES, Lane, lane_of
-from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus, RetryPolicy, decide
+from palaver.domain.retry import DeliveryStatus, RetryPolicy
 from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
-    AttemptRecord,
     AttemptResult,
-    DeliveryLedger,
     DeliveryRecord,
     NewDelivery,
     OutboxChange,
+    ShardLedger,
     Storage,
 )
 
@@ -52,7 +52,6 @@ EVENTS_OF_CHANGE: dict[str, tuple[str, ...]] = {
     "ended": (SHUTDOWN, TRANSCRIPTION_READY),
 }
 
-SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
 RECORD_BATCH = 1000  # attempt outcomes recorded per ledger transaction
 MAX_RECORD_DELAY = 5.0  # seconds the oldest outcome may wait to be recorded while lifecycle events wait to be sent
@@ -106,7 +105,7 @@ class DeliveryWorker:
     def __init__(
         self,
         storage: Storage,
-        ledger: DeliveryLedger,
+        ledger: ShardLedger,
         clock: Clock,
         *,
         policy: RetryPolicy | None = None,
@@ -143,8 +142,7 @@ class DeliveryWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[AttemptResult] = []
         self._unrecorded_since = 0.0  # when the oldest outcome in _results finished
-        self._secrets: dict[str, str] = {}
-        self._secrets_read_at = float("-inf")
+        self._secrets = SigningSecrets(storage, clock)
         self._flushed_at = float("-inf")
 
     def sender(self) -> WebhookSender:
@@ -358,32 +356,17 @@ class DeliveryWorker:
     async def _attempt(self, sender: WebhookSender, delivery: DeliveryRecord) -> None:
         conversation_id = delivery.conversation_id
         try:
-            now = self._clock.now()
-            secret = await self._secret(delivery.account_id)
-            headers = headers_for(delivery.event_id, delivery.body, secret, int(now))
-            result = await sender.send(delivery.url, delivery.body.encode(), headers, now)
-            decision = decide(
-                self._policy,
-                attempts=delivery.attempts + 1,
-                status_code=result.status_code,
-                now=self._clock.now(),
-                created_at=delivery.created_epoch,
-                retry_after=result.retry_after,
+            result = await attempt(
+                sender, delivery, await self._secrets.of(delivery.account_id), self._policy, self._clock
             )
-            status = DeliveryStatus.FAILED if result.refused else decision.status
-            attempt = AttemptRecord(delivery.delivery_id, 0, now, result.status_code, result.latency_ms, result.error)
             if not self._results:
                 self._unrecorded_since = self._clock.now()
-            self._results.append(
-                AttemptResult(attempt, status.value, decision.next_attempt_at, ATTEMPT_OUTCOMES[status])
-            )
-            if status is DeliveryStatus.FAILED:
-                log.warning("webhook %s to %s failed for good: %s", delivery.event_id, delivery.url, result.error)
+            self._results.append(result)
         except Exception:
             log.exception("webhook %s: attempt failed unexpectedly; will try again", delivery.event_id)
             status, decision_at = DeliveryStatus.PENDING, self._clock.now() + 1.0
         else:
-            decision_at = decision.next_attempt_at or 0.0
+            status, decision_at = DeliveryStatus(result.status), result.next_attempt_epoch or 0.0
         finally:
             self._in_flight.discard(conversation_id)
         self._advance(delivery, status, decision_at)
@@ -411,10 +394,3 @@ class DeliveryWorker:
                 self._schedule(queue[0])
             else:
                 del self._queues[delivery.conversation_id]
-
-    async def _secret(self, account_id: str) -> str:
-        now = self._clock.now()
-        if account_id not in self._secrets or now - self._secrets_read_at > SECRETS_TTL:
-            self._secrets = await self._storage.webhook_secrets()
-            self._secrets_read_at = now
-        return self._secrets[account_id]

@@ -18,6 +18,16 @@ from typing import Any
 REPLICA_JOINED = "system.replica_joined"
 SHUTDOWN = "system.shutdown"
 TRANSCRIPTION_READY = "application.transcription_ready"
+# A conversation's lifecycle events in the order they happen and are delivered.
+LIFECYCLE_ORDER = (REPLICA_JOINED, SHUTDOWN, TRANSCRIPTION_READY)
+
+
+def rank_of(event_type: str) -> int:
+    """An event's place in its conversation's delivery order (unknown types go last)."""
+    try:
+        return LIFECYCLE_ORDER.index(event_type)
+    except ValueError:
+        return len(LIFECYCLE_ORDER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,7 +273,12 @@ class LedgerTotals:
 
 
 class DeliveryLedger(Protocol):
-    """What became of each webhook: written by the delivery worker alone, read by the server and the CLI."""
+    """What became of each webhook: written by the delivery workers, read by the server and the CLI.
+
+    Both backends implement this; how a worker takes and claims work differs
+    (`ShardLedger` for SQLite's one worker per shard, `PostgresDeliveryLedger.take_outbox`
+    and `claim` for PostgreSQL's many workers, docs/decisions.md #63).
+    """
 
     async def migrate(self) -> list[str]: ...
 
@@ -283,8 +288,30 @@ class DeliveryLedger(Protocol):
         """The last outbox seq whose events of this lane this shard's worker took into the ledger (set
         up for the shard count given, resetting every cursor to the lowest if the count changed);
         without a shard, the lowest of all shards and lanes: every change at or below it is in the
-        ledger, whole."""
+        ledger, whole. (PostgreSQL: 0, its workers delete the changes they take.)"""
         ...
+
+    async def record(self, results: list[AttemptResult]) -> None:
+        """Store a batch of attempts and their deliveries' states in one transaction."""
+        ...
+
+    async def list_deliveries(
+        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """Deliveries in their delivery order (a conversation's in the order its events go out)."""
+        ...
+
+    async def find_delivery(self, event_id: str) -> DeliveryRecord | None: ...
+
+    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
+
+    async def totals(self) -> LedgerTotals:
+        """For GET /metrics, in one consistent read."""
+        ...
+
+
+class ShardLedger(DeliveryLedger, Protocol):
+    """SQLite's ledger as its delivery worker uses it: one worker per shard, a cursor into the outbox."""
 
     async def ingest(
         self,
@@ -305,37 +332,38 @@ class DeliveryLedger(Protocol):
         """The shard's pending deliveries, in delivery order (its worker's queue after a restart)."""
         ...
 
-    async def record(self, results: list[AttemptResult]) -> None:
-        """Store a batch of attempts and their deliveries' states in one transaction."""
-        ...
 
-    async def list_deliveries(
-        self, *, conversation_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[DeliveryRecord]: ...
-
-    async def find_delivery(self, event_id: str) -> DeliveryRecord | None: ...
-
-    async def list_attempts(self, delivery_id: int) -> list[AttemptRecord]: ...
-
-    async def totals(self) -> LedgerTotals:
-        """For GET /metrics, in one consistent read."""
-        ...
-
-
-def open_storage(database_url: str, *, synchronous: str = "NORMAL") -> Storage:
-    """Pick a backend from the URL scheme."""
+def backend_of(database_url: str) -> str:
+    """ "sqlite" or "postgres", from the URL scheme (ValueError for anything else)."""
     if database_url.startswith("sqlite:"):
+        return "sqlite"
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return "postgres"
+    raise ValueError(
+        f"unsupported database URL {database_url!r}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE"
+    )
+
+
+def open_storage(database_url: str, *, synchronous: str = "NORMAL", pool_size: int | None = None) -> Storage:
+    """Pick a backend from the URL scheme."""
+    if backend_of(database_url) == "sqlite":
         from palaver.storage.sqlite import SQLiteStorage, sqlite_path
 
         return SQLiteStorage(sqlite_path(database_url), synchronous=synchronous)
-    raise ValueError(f"unsupported database URL {database_url!r}: expected sqlite:///PATH")
+    from palaver.storage.postgres import PostgresStorage
+    from palaver.storage.postgres_pool import pool_size_from_env
+
+    return PostgresStorage(database_url, pool_size=pool_size or pool_size_from_env())
 
 
 def open_ledger(database_url: str) -> DeliveryLedger:
-    """The delivery ledger that goes with a database URL (for SQLite, a file next to the database)."""
-    if database_url.startswith("sqlite:"):
+    """The delivery ledger that goes with a database URL (for SQLite, a file next to the database;
+    for PostgreSQL, tables in the same database)."""
+    if backend_of(database_url) == "sqlite":
         from palaver.storage.sqlite import sqlite_path
         from palaver.storage.sqlite_ledger import SQLiteDeliveryLedger, ledger_path
 
         return SQLiteDeliveryLedger(ledger_path(sqlite_path(database_url)))
-    raise ValueError(f"unsupported database URL {database_url!r}: expected sqlite:///PATH")
+    from palaver.storage.postgres_ledger import PostgresDeliveryLedger
+
+    return PostgresDeliveryLedger(database_url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from importlib import resources
+from typing import Any
 
 
 def _migration_files(backend: str) -> list[tuple[int, str, str]]:
@@ -58,3 +59,37 @@ def apply_sqlite_migrations(conn: sqlite3.Connection, folder: str = "sqlite") ->
             conn.execute("ROLLBACK")
             raise
     return applied
+
+
+# Held while a process migrates a PostgreSQL database, so two processes starting at once on an
+# empty database do not both run the first migration: the second waits, then finds nothing pending.
+POSTGRES_MIGRATION_LOCK = 0x70616C6176657201  # "palaver" + 1
+# A migration whose first line is this runs statement by statement outside a transaction (for
+# `CREATE INDEX CONCURRENTLY`, which cannot run inside one and does not block writers).
+NO_TRANSACTION = "-- palaver: no-transaction"
+
+
+async def apply_postgres_migrations(conn: Any) -> list[str]:
+    """Apply what is pending on an asyncpg connection, under the migration lock."""
+    await conn.execute("SELECT pg_advisory_lock($1)", POSTGRES_MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied: list[str] = []
+        for version, name, script in _migration_files("postgres"):
+            if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
+                continue
+            if script.startswith(NO_TRANSACTION):
+                for statement in split_statements(script):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            else:
+                async with conn.transaction():
+                    await conn.execute(script)  # a script of several statements: the simple query protocol
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            applied.append(name)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", POSTGRES_MIGRATION_LOCK)
