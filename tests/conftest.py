@@ -6,7 +6,8 @@ with the ``palaver keys`` CLI, and requests go over HTTP with httpx.
 
 Fixtures:
 
-* ``server``       session-scoped server on a fresh SQLite file
+* ``server``       session-scoped server on a fresh database; the session runs every HTTP test once
+                   per backend (``db_backend``: SQLite, then PostgreSQL; see tests/backends.py)
 * ``api_key``      key of the main test account (unlimited concurrency)
 * ``client``       httpx.Client bound to ``server`` with ``api_key``
 * ``new_account``  factory: ``new_account(max_concurrent=None)`` -> key of a fresh account
@@ -25,14 +26,17 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
 
-pytest_plugins = ["pg_fixtures"]
+pytest.register_assert_rewrite("backends")
+from backends import Backend, SQLiteBackend  # noqa: E402 - after the rewrite hook
+
+pytest_plugins = ["backends"]
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -146,14 +150,14 @@ def key_works(base_url: str, key: str) -> bool:
 
 
 class PalaverServer:
-    """A ``python -m palaver serve`` subprocess on a given SQLite file."""
+    """A ``python -m palaver serve`` subprocess on a given database (SQLite file or PostgreSQL)."""
 
-    def __init__(self, workdir: Path, *, db_path: Path | None = None, public_url: str | None = None,
+    def __init__(self, workdir: Path, *, database: Backend | None = None, public_url: str | None = None,
                  name: str = "server", extra_args: tuple[str, ...] = ()) -> None:
         self.extra_args = tuple(extra_args)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.db_path = Path(db_path) if db_path else self.workdir / "p.db"
+        self.database = database or SQLiteBackend(self.workdir / "p.db")
         self.public_url = public_url
         self.name = name
         self.stderr_path = self.workdir / f"{name}.stderr.log"
@@ -169,7 +173,15 @@ class PalaverServer:
     # -- configuration
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self.database.url
+
+    @property
+    def backend(self) -> str:
+        return self.database.name
+
+    def stored_conversation(self, conversation_id: str) -> dict | None:
+        """The conversation's row as stored, deleted or not (read around the API)."""
+        return self.database.raw_conversation(conversation_id)
 
     @property
     def command(self) -> list[str]:
@@ -203,7 +215,7 @@ class PalaverServer:
                 ready.set()
         stream.close()
 
-    def start(self, timeout: float = STARTUP_TIMEOUT) -> "PalaverServer":
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> PalaverServer:
         assert not self.running, "already running"
         self.starts += 1
         self.stdout_lines = []
@@ -282,7 +294,7 @@ class PalaverServer:
         if self._reader is not None:
             self._reader.join(5)
 
-    def restart(self) -> "PalaverServer":
+    def restart(self) -> PalaverServer:
         self.stop()
         return self.start()
 
@@ -311,14 +323,16 @@ class PalaverServer:
 
 
 @pytest.fixture(scope="session")
-def server_factory(tmp_path_factory) -> Iterator[Callable[..., PalaverServer]]:
-    """Factory for extra servers; every server it made is stopped at the end of the session."""
+def server_factory(tmp_path_factory, make_database) -> Iterator[Callable[..., PalaverServer]]:
+    """Factory for extra servers, each on a new database of the session's backend; every server
+    it made is stopped at the end of the session (or of the backend's part of it)."""
     made: list[PalaverServer] = []
 
-    def factory(*, db_path: Path | None = None, public_url: str | None = None, start: bool = True,
+    def factory(*, database: Backend | None = None, public_url: str | None = None, start: bool = True,
                 name: str = "server", extra_args: tuple[str, ...] = ()) -> PalaverServer:
         workdir = tmp_path_factory.mktemp(name)
-        srv = PalaverServer(workdir, db_path=db_path, public_url=public_url, name=name, extra_args=extra_args)
+        database = database or make_database(workdir, name)
+        srv = PalaverServer(workdir, database=database, public_url=public_url, name=name, extra_args=extra_args)
         made.append(srv)
         if start:
             srv.start()
@@ -345,9 +359,9 @@ def fresh_server(server_factory) -> Iterator[Callable[..., PalaverServer]]:
 
 
 @pytest.fixture(scope="session")
-def _main_server(tmp_path_factory) -> Iterator[tuple[PalaverServer, CreatedKey]]:
+def _main_server(tmp_path_factory, make_database) -> Iterator[tuple[PalaverServer, CreatedKey]]:
     workdir = tmp_path_factory.mktemp("main")
-    srv = PalaverServer(workdir, name="main")
+    srv = PalaverServer(workdir, database=make_database(workdir, "main"), name="main")
     run_cli("migrate", "--database-url", srv.database_url)
     created = create_key(srv.database_url, name="main", max_concurrent=UNLIMITED)
     srv.start()

@@ -21,11 +21,12 @@ from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.health import DatabaseHealth
 from palaver.service.timers import TimerService
 from palaver.service.webhooks import trim_outbox_forever
 from palaver.settings import Settings
 from palaver.storage import open_storage
-from palaver.storage.base import open_ledger
+from palaver.storage.base import backend_of, open_ledger
 
 
 def create_app(
@@ -45,7 +46,9 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        storage = open_storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        storage = open_storage(
+            settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=settings.pool_size
+        )
         await storage.migrate()
         ledger = open_ledger(settings.database_url)
         await ledger.migrate()
@@ -54,11 +57,12 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
         app.state.conversations = ConversationService(storage, clock, settings.public_url, ledger=ledger)
         app.state.timers = TimerService(storage, clock)
+        app.state.health = DatabaseHealth(storage, clock)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
-        tasks = [
-            asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
-            asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"),
-        ]
+        tasks = [asyncio.create_task(app.state.timers.run(), name="palaver-timers")]
+        if backend_of(settings.database_url) == "sqlite":
+            # PostgreSQL's delivery workers delete the changes they take: nothing to trim.
+            tasks.append(asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"))
         workers = delivery_process.spawn_all(settings) if settings.delivery_process else []
         if on_ready is not None:
             on_ready()

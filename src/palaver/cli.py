@@ -13,11 +13,10 @@ import click
 from palaver import __version__
 from palaver.domain.clock import SystemClock, iso_timestamp
 from palaver.domain.shards import Shard
-from palaver.runtime import collect_young_objects_less_often
 from palaver.service.keys import UnknownAccount, issue_key
 from palaver.settings import DELIVERY_NICENESS, Settings, default_database_url
 from palaver.storage import Storage, open_storage
-from palaver.storage.base import DeliveryLedger, open_ledger
+from palaver.storage.base import DeliveryLedger, backend_of, open_ledger
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +41,14 @@ def webhook_options(command: F) -> F:
     )(command)
     command = click.option(
         "--webhook-max-attempts", type=click.IntRange(min=1), default=defaults.webhook_max_attempts, show_default=True
+    )(command)
+    command = click.option(
+        "--webhook-lease",
+        type=click.FloatRange(min=1),
+        default=defaults.webhook_lease,
+        show_default=True,
+        help="PostgreSQL: seconds a delivery worker's claim on a webhook lasts (a dead worker's claims pass to "
+        "another worker after this).",
     )(command)
     return click.option(
         "--allow-private-callbacks",
@@ -117,6 +124,22 @@ def main() -> None:
     is_flag=True,
     help="Do not start the webhook delivery worker (run `palaver deliver` yourself, or send no webhooks).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    envvar="PALAVER_WORKERS",
+    help="API server processes sharing the port (PostgreSQL only: on SQLite one process serves).",
+)
+@click.option(
+    "--pool-size",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    envvar="PALAVER_POOL_SIZE",
+    help="PostgreSQL: connections in each API process's pool.",
+)
 def serve(
     host: str,
     port: int,
@@ -126,14 +149,23 @@ def serve(
     allow_private_callbacks: bool,
     webhook_max_attempts: int,
     webhook_max_age: float,
+    webhook_lease: float,
     delivery_workers: int | None,
     no_delivery: bool,
+    workers: int,
+    pool_size: int,
 ) -> None:
     """Start the API server and its webhook delivery worker (migrations are applied first)."""
-    import uvicorn
+    from palaver.serving import serve as run_server
 
-    from palaver.app import create_app
-
+    try:
+        backend = backend_of(database_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if workers > 1 and backend == "sqlite":
+        raise click.ClickException(
+            "--workers needs PostgreSQL (--database-url postgresql://...): on SQLite one process serves"
+        )
     first_key = _with_storage(database_url, _first_key_if_none)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -152,8 +184,10 @@ def serve(
         allow_private_callbacks=allow_private_callbacks,
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
+        webhook_lease=webhook_lease,
         delivery_process=not no_delivery,
         delivery_workers=delivery_workers or 1,
+        pool_size=pool_size,
     )
 
     def ready() -> None:
@@ -162,10 +196,7 @@ def serve(
         click.echo(f"Palaver listening on {listen_url}")
         sys.stdout.flush()
 
-    app = create_app(settings, on_ready=ready)
-    collect_young_objects_less_often()
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
+    run_server(settings, sock, workers=workers, on_ready=ready)
 
 
 async def _first_key_if_none(storage: Storage) -> str | None:
@@ -302,6 +333,7 @@ def deliver(
     allow_private_callbacks: bool,
     webhook_max_attempts: int,
     webhook_max_age: float,
+    webhook_lease: float,
     niceness: int,
     shard: str,
     parent_pipe: bool,
@@ -314,6 +346,7 @@ def deliver(
         allow_private_callbacks=allow_private_callbacks,
         webhook_max_attempts=webhook_max_attempts,
         webhook_max_age=webhook_max_age,
+        webhook_lease=webhook_lease,
     )
     try:
         index, count = (int(part) for part in shard.split("/"))

@@ -12,6 +12,10 @@ DEFAULT_DATABASE_URL = "sqlite:///palaver.db"
 # throughput in two runs, nice 19 7.5 % and 7.6 %, for the same shutdown delay
 # (docs/performance.md).
 DELIVERY_NICENESS = 19
+# PostgreSQL: how long a delivery worker's claim on a webhook lasts: longer than an attempt can
+# take (connect 5 s + read 10 s) with room to record it. A worker that dies holds its claims this
+# long; then another worker sends them again (same webhook-id).
+DEFAULT_WEBHOOK_LEASE = 30.0
 
 
 def default_database_url() -> str:
@@ -30,8 +34,11 @@ class Settings:
     allow_private_callbacks: bool = False
     webhook_max_attempts: int = 8
     webhook_max_age: float = 86_400.0
+    webhook_lease: float = DEFAULT_WEBHOOK_LEASE  # PostgreSQL only
     # `palaver serve` runs webhook delivery in a process of its own (delivery/process.py);
     # the in-process app used by tests leaves it off.
     delivery_process: bool = False
     delivery_niceness: int = DELIVERY_NICENESS
     delivery_workers: int = 1
+    # PostgreSQL: connections in each process's main pool (docs/deployment.md).
+    pool_size: int = 10

@@ -164,6 +164,24 @@ def test_unicode_conversation_name_round_trips(client):
 # ------------------------------------------------- aliases and replica resolution
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"conversation_name": "a\u0000b"}, "conversation_name"),
+        ({"conversational_context": "\u0000"}, "conversational_context"),
+        ({"properties": {"language": "en\u0000"}}, "properties.language"),
+        ({"extra": [1, {"k\u0000": 1}]}, "extra.1.k\u0000"),
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_and_nothing_is_stored(client, body, where):
+    """PostgreSQL text cannot hold U+0000: the same 400 on every backend, before anything is stored."""
+    before = total_count(client)
+    r = client.post("/v2/conversations", json={"replica_id": STOCK_PERSONA_REPLICA, **body})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": f"{where}: must not contain the NUL character (U+0000)"}
+    assert total_count(client) == before
+
+
 def test_livekit_request_with_pal_and_face_aliases(client):
     body = {"pal_id": LIVEKIT_PAL, "face_id": LIVEKIT_FACE, "properties": {},
             "conversation_name": "lk_conversation_x"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from collections import Counter
 
@@ -46,20 +45,6 @@ def fire(base_url: str, key: str, requests: list[tuple[str, str]]) -> list[httpx
     return responses
 
 
-def stored_row(db_path, cid: str) -> dict:
-    """The conversation's row as stored, read-only: a deleted conversation is invisible to the API."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    db.row_factory = sqlite3.Row
-    try:
-        row = db.execute(
-            "SELECT status, shutdown_reason, ended_at, deleted_at FROM conversations WHERE conversation_id = ?",
-            (cid,),
-        ).fetchone()
-        return dict(row)
-    finally:
-        db.close()
-
-
 def test_concurrent_ends_record_one_shutdown(server, client, api_key):
     cid = create(client)
     responses = fire(server.base_url, api_key, [("POST", f"/v2/conversations/{cid}/end")] * 60)
@@ -96,7 +81,7 @@ def test_concurrent_ends_and_deletes(server, client, api_key, round_):
     # if an end won, later ends answered 200 and the delete kept the end's reason;
     # if the delete won, every end answered 400. A read-then-write implementation
     # lets the loser overwrite the reason (or end it twice) and fails here.
-    row = stored_row(server.db_path, cid)
+    row = server.stored_conversation(cid)
     assert row["status"] == "ended" and row["deleted_at"] is not None, row
     assert row["ended_at"] is not None and row["ended_at"] <= row["deleted_at"], row
     if any(r.status_code == 200 for r in ends):

@@ -1,4 +1,4 @@
-"""Timers through the service layer, on real SQLite storage, driven by a manual clock.
+"""Timers through the service layer, on real storage of each backend, driven by a manual clock.
 
 Minutes of lifecycle run in milliseconds: nothing here sleeps.
 """
@@ -6,11 +6,11 @@ Minutes of lifecycle run in milliseconds: nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from backends import Backend
 
 from palaver.domain.clock import ManualClock
 from palaver.domain.conversation import EndOutcome
@@ -27,15 +27,15 @@ T = TypeVar("T")
 class World:
     """Storage, services and a clock on one event loop; `reopen` simulates a restart."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.loop = asyncio.new_event_loop()
         self.clock = ManualClock()
         self._open()
         self.account = self.run(issue_key(self.storage, self.clock, max_concurrent=5)).account_id
 
     def _open(self) -> None:
-        self.storage = open_storage(f"sqlite:///{self.path}")
+        self.storage = open_storage(self.url)
         self.run(self.storage.migrate())
         self.service = ConversationService(self.storage, self.clock, "http://palaver.test")
         self.timers = TimerService(self.storage, self.clock)
@@ -64,8 +64,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path / "timers.db")
+def world(backend: Backend) -> Iterator[World]:
+    w = World(backend.url)
     yield w
     w.close()
 

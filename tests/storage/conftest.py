@@ -1,10 +1,9 @@
 """Fixtures for the storage contract tests.
 
-Every test here runs against each backend named in BACKENDS, through the
-`Storage` interface only. A backend that cannot be reached through the
-interface alone (raw row reads, its integrity-error type) describes itself with
-a `Backend` subclass. PostgreSQL tests each get a new database on the session's
-throw-away cluster (`pg_cluster`, tests/pg_fixtures.py).
+Every test here runs against each backend (the `backend` fixture of
+tests/backends.py: SQLite, and PostgreSQL on the session's throw-away cluster),
+through the `Storage` interface only; what the interface cannot reach (raw row
+reads, the integrity-error type) the `Backend` object provides.
 
 Each test gets its own event loop (`run`), and the storage is opened, migrated,
 used and closed on that one loop, as a server would.
@@ -13,99 +12,22 @@ used and closed on that one loop, as a server would.
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
+from backends import Backend
 
 from palaver.domain.clock import iso_timestamp
-from palaver.storage import Storage, open_storage
+from palaver.storage import Storage
 from palaver.storage.base import AccountRecord, ConversationRecord
-from palaver.tools.pgcluster import PostgresCluster
-from pg_fixtures import new_database_name
 
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]
 
-BACKENDS = ["sqlite", "postgres"]
-
 EPOCH0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 T0 = iso_timestamp(EPOCH0)
-
-
-class Backend:
-    """One database for one test, plus what the contract tests need beyond `Storage`."""
-
-    name: str
-    url: str
-    integrity_error: type[Exception]
-
-    def open(self) -> Storage:
-        return open_storage(self.url)
-
-    def raw_conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        """The stored row, deleted or not, read around the interface."""
-        raise NotImplementedError
-
-    def forget_webhook_secret(self, account_id: str) -> None:
-        """Make the account look as if made before accounts got a signing secret (written around the interface)."""
-        raise NotImplementedError
-
-
-class SQLiteBackend(Backend):
-    name = "sqlite"
-    integrity_error = sqlite3.IntegrityError
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "s.db"
-        self.url = "sqlite:///" + str(self.path)
-
-    def raw_conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        conn = sqlite3.connect(self.path)
-        conn.row_factory = sqlite3.Row
-        try:
-            row = conn.execute("SELECT * FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone()
-        finally:
-            conn.close()
-        return dict(row) if row else None
-
-    def forget_webhook_secret(self, account_id: str) -> None:
-        conn = sqlite3.connect(self.path)
-        try:
-            conn.execute("UPDATE accounts SET webhook_secret = NULL WHERE account_id = ?", (account_id,))
-            conn.commit()
-        finally:
-            conn.close()
-
-
-class PostgresBackend(Backend):
-    name = "postgres"
-    integrity_error = asyncpg.IntegrityConstraintViolationError
-
-    def __init__(self, cluster: PostgresCluster) -> None:
-        self.cluster = cluster
-        self.database = new_database_name("s")
-        self.url = cluster.create_database(self.database)
-
-    def open(self) -> Storage:
-        return open_storage(self.url, pool_size=5)
-
-    def raw_conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        out = self.cluster.psql(
-            f"SELECT row_to_json(c) FROM conversations c WHERE conversation_id = '{conversation_id}'", self.database
-        ).strip()
-        return json.loads(out) if out else None
-
-    def forget_webhook_secret(self, account_id: str) -> None:
-        self.cluster.psql(f"UPDATE accounts SET webhook_secret = NULL WHERE account_id = '{account_id}'", self.database)
-
-    def drop(self) -> None:
-        self.cluster.psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -116,16 +38,6 @@ def run() -> Iterator[Run[Any]]:
         yield loop.run_until_complete
     finally:
         loop.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        yield SQLiteBackend(tmp_path)
-        return
-    made = PostgresBackend(request.getfixturevalue("pg_cluster"))
-    yield made
-    made.drop()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from palaver.domain.conversation import EndOutcome
@@ -135,3 +137,32 @@ def test_delete_of_test_mode_conversation_records_no_shutdown(storage: Storage, 
     row = backend.raw_conversation(conv.conversation_id)
     assert row["shutdown_reason"] is None
     assert row["ended_at"] == conv.ended_at
+
+
+@pytest.mark.parametrize("ended_first", [False, True])
+@pytest.mark.parametrize("hard", [False, True])
+def test_of_racing_deletes_exactly_one_succeeds(storage: Storage, backend, run, records, hard, ended_first) -> None:
+    """Deletes racing on one conversation (on PostgreSQL, on separate connections): one wins, the others
+    find it gone, whether it was still active or already ended."""
+    conv = records.conversation("a1")
+
+    async def scenario() -> list[bool]:
+        await storage.create_account(records.account("a1"))
+        await storage.insert_conversation(conv)
+        if ended_first:
+            await storage.end_conversation("a1", conv.conversation_id, "end_conversation_endpoint_hit", AT)
+        return await asyncio.gather(
+            *(
+                storage.delete_conversation("a1", conv.conversation_id, hard=hard, reason=ROOM_DELETED, at=LATER)
+                for _ in range(12)
+            )
+        )
+
+    assert sorted(run(scenario())) == [False] * 11 + [True]
+    row = backend.raw_conversation(conv.conversation_id)
+    if hard:
+        assert row is None
+    else:
+        assert row["deleted_at"] == LATER
+        expected = "end_conversation_endpoint_hit" if ended_first else ROOM_DELETED
+        assert (row["status"], row["shutdown_reason"]) == ("ended", expected)

@@ -31,10 +31,37 @@ async def parse_body(request: Request, model: type[M]) -> M:
             ) from None
     if not isinstance(data, dict):
         raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "not an object"}])
+    where = nul_path(data)
+    if where is not None:
+        raise RequestValidationError(
+            [{"type": "string_type", "loc": ("body", *where), "msg": "must not contain the NUL character (U+0000)"}]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+
+
+def nul_path(value: Any) -> tuple[str | int, ...] | None:
+    """Where a string (or a key) holds U+0000, if anywhere (walked without recursion: bodies nest deep).
+
+    JSON allows it (as `\\u0000`), but PostgreSQL text cannot store it, so a body
+    with one is refused on every backend alike, before anything is stored.
+    """
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return (*path, key)
+                stack.append(((*path, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*path, index), child) for index, child in enumerate(item))
+    return None
 
 
 BODY_MODELS: list[type[BaseModel]] = []

@@ -33,7 +33,8 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 from palaver.delivery.worker import DeliveryWorker
 from palaver.domain.clock import SystemClock
@@ -41,16 +42,18 @@ from palaver.domain.retry import RetryPolicy
 from palaver.domain.shards import ALL, Shard
 from palaver.runtime import collect_young_objects_less_often
 from palaver.settings import Settings
-from palaver.storage.base import open_ledger
+from palaver.storage.base import backend_of
 from palaver.storage.sqlite import sqlite_path
-from palaver.storage.sqlite_ledger import ledger_path
+from palaver.storage.sqlite_ledger import SQLiteDeliveryLedger, ledger_path
 
 log = logging.getLogger("palaver.webhooks")
 
 
 def spawn_all(settings: Settings) -> list[subprocess.Popen[bytes]]:
-    """One worker per shard (`settings.delivery_workers`)."""
+    """`settings.delivery_workers` workers: on SQLite one per shard, on PostgreSQL all sharing the ledger."""
     count = settings.delivery_workers
+    if backend_of(settings.database_url) == "postgres":
+        return [spawn(settings) for _ in range(count)]
     return [spawn(settings, Shard(index, count)) for index in range(count)]
 
 
@@ -72,6 +75,8 @@ def spawn(settings: Settings, shard: Shard = ALL) -> subprocess.Popen[bytes]:
         str(settings.delivery_niceness),
         "--shard",
         f"{shard.index}/{shard.count}",
+        "--webhook-lease",
+        str(settings.webhook_lease),
     ]
     if settings.allow_private_callbacks:
         args.append("--allow-private-callbacks")
@@ -122,17 +127,41 @@ def run(settings: Settings, *, parent_pipe: bool, niceness: int, shard: Shard = 
         with contextlib.suppress(OSError):
             os.nice(niceness)
     collect_young_objects_less_often()
+    if backend_of(settings.database_url) == "postgres":
+        # Any number of workers share a PostgreSQL ledger through row claims: no lock, no shards.
+        _run_loop(_deliver_postgres(settings, parent_pipe=parent_pipe))
+        return
     ledger_file = ledger_path(sqlite_path(settings.database_url))
     lock = ledger_file + ".lock" + (f".{shard.index}" if shard.index else "")
     with _exclusive(lock, parent_pipe=parent_pipe) as locked:
         if not locked:
             return
-        try:
-            import uvloop
+        _run_loop(_deliver(settings, parent_pipe=parent_pipe, shard=shard))
 
-            uvloop.run(_deliver(settings, parent_pipe=parent_pipe, shard=shard))
-        except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-            asyncio.run(_deliver(settings, parent_pipe=parent_pipe, shard=shard))
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main)
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        asyncio.run(main)
+
+
+def _stop_when_parent_goes(stop_event: asyncio.Event) -> None:
+    """Set `stop_event` once the server's end of the pipe on stdin closes (even by kill -9)."""
+    loop = asyncio.get_running_loop()
+
+    def parent_gone() -> None:
+        try:
+            data = os.read(0, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(0)
+            stop_event.set()
+
+    loop.add_reader(0, parent_gone)
 
 
 async def _deliver(settings: Settings, *, parent_pipe: bool, shard: Shard) -> None:
@@ -141,23 +170,12 @@ async def _deliver(settings: Settings, *, parent_pipe: bool, shard: Shard) -> No
     storage = SQLiteStorage(
         sqlite_path(settings.database_url), synchronous=settings.sqlite_synchronous, checkpoints=False
     )
-    ledger = open_ledger(settings.database_url)
+    ledger = SQLiteDeliveryLedger(ledger_path(sqlite_path(settings.database_url)))
     await storage.migrate()
     await ledger.migrate()
     stop_event = asyncio.Event()
     if parent_pipe:
-        loop = asyncio.get_running_loop()
-
-        def parent_gone() -> None:
-            try:
-                data = os.read(0, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(0)
-                stop_event.set()
-
-        loop.add_reader(0, parent_gone)
+        _stop_when_parent_goes(stop_event)
     worker = DeliveryWorker(
         storage,
         ledger,
@@ -165,6 +183,32 @@ async def _deliver(settings: Settings, *, parent_pipe: bool, shard: Shard) -> No
         policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
         allow_private=settings.allow_private_callbacks,
         shard=shard,
+    )
+    try:
+        await worker.run(stop_event)
+    finally:
+        await ledger.close()
+        await storage.close()
+
+
+async def _deliver_postgres(settings: Settings, *, parent_pipe: bool) -> None:
+    from palaver.delivery.claiming import ClaimingDeliveryWorker
+    from palaver.storage.postgres import PostgresStorage
+    from palaver.storage.postgres_ledger import PostgresDeliveryLedger
+
+    storage = PostgresStorage(settings.database_url, pool_size=2)
+    ledger = PostgresDeliveryLedger(settings.database_url, pool_size=4)
+    await storage.migrate()
+    stop_event = asyncio.Event()
+    if parent_pipe:
+        _stop_when_parent_goes(stop_event)
+    worker = ClaimingDeliveryWorker(
+        storage,
+        ledger,
+        SystemClock(),
+        policy=RetryPolicy(max_attempts=settings.webhook_max_attempts, max_age=settings.webhook_max_age),
+        allow_private=settings.allow_private_callbacks,
+        lease=settings.webhook_lease,
     )
     try:
         await worker.run(stop_event)

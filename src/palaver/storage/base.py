@@ -147,6 +147,10 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """One cheap query: raises if the database does not answer (GET /health)."""
+        ...
+
     # accounts and keys -----------------------------------------------------------
     async def create_account(self, account: AccountRecord) -> None: ...
 
@@ -351,9 +355,9 @@ def open_storage(database_url: str, *, synchronous: str = "NORMAL", pool_size: i
 
         return SQLiteStorage(sqlite_path(database_url), synchronous=synchronous)
     from palaver.storage.postgres import PostgresStorage
-    from palaver.storage.postgres_pool import pool_size_from_env
+    from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE
 
-    return PostgresStorage(database_url, pool_size=pool_size or pool_size_from_env())
+    return PostgresStorage(database_url, pool_size=pool_size or DEFAULT_POOL_SIZE)
 
 
 def open_ledger(database_url: str) -> DeliveryLedger:

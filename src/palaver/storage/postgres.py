@@ -352,9 +352,18 @@ class PostgresStorage:
         epoch = time.time() if at_epoch is None else at_epoch
         pool = await self._pool.get()
         async with pool.acquire() as conn, conn.transaction():
-            request = EndRequest(account_id, conversation_id, reason, at, epoch)
-            if (await end_many(conn, [request]))[0] is EndOutcome.NOT_FOUND:
+            # Lock the row first, whatever its status: of racing deletes, the first one
+            # deletes and the others, waiting here, find it deleted (READ COMMITTED re-reads
+            # the row they waited for). Ending alone would lock only active rows.
+            visible = await conn.fetchval(
+                "SELECT 1 FROM conversations WHERE conversation_id = $1 AND account_id = $2 AND deleted_at IS NULL "
+                "FOR UPDATE",
+                conversation_id,
+                account_id,
+            )
+            if not visible:
                 return False
+            await end_many(conn, [EndRequest(account_id, conversation_id, reason, at, epoch)])
             if hard:
                 # Purged means purged: the delivery workers drop the conversation's webhooks
                 # and their attempts when they take this outbox row.

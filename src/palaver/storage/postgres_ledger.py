@@ -185,6 +185,18 @@ class PostgresDeliveryLedger:
                 sorted(totals.items()),
             )
 
+    async def has_due_work(self, now: float) -> bool:
+        """Whether outbox changes wait to be taken, or unclaimed deliveries are due."""
+        pool = await self._pool.get()
+        return bool(
+            await pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM webhook_outbox) OR EXISTS (SELECT 1 FROM webhook_deliveries "
+                "WHERE status = 'pending' AND next_attempt_epoch <= $1 "
+                "AND (claimed_until IS NULL OR claimed_until < $1))",
+                now,
+            )
+        )
+
     async def release(self, delivery_ids: list[int]) -> None:
         """Give claims back unsent (a stopping worker), so another worker need not wait for the lease."""
         if delivery_ids:

@@ -9,7 +9,6 @@ per batch small. A pool is opened lazily, on the first call that needs it, so
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import asyncpg
@@ -26,17 +25,6 @@ SERVER_SETTINGS = {"application_name": "palaver", "jit": "off"}
 
 def is_postgres_url(database_url: str) -> bool:
     return database_url.startswith(("postgresql://", "postgres://"))
-
-
-def pool_size_from_env(default: int = DEFAULT_POOL_SIZE) -> int:
-    """`PALAVER_POOL_SIZE`, the per-process pool size (`palaver serve --pool-size` sets it)."""
-    value = os.environ.get("PALAVER_POOL_SIZE")
-    if not value:
-        return default
-    size = int(value)
-    if not 1 <= size <= 1000:
-        raise ValueError(f"PALAVER_POOL_SIZE must be 1-1000, got {size}")
-    return size
 
 
 class LazyPool:

@@ -414,6 +414,9 @@ class SQLiteStorage:
             if self._checkpointer is not None:
                 self._checkpointer.close()
 
+    async def ping(self) -> None:
+        self._read.execute("SELECT 1").fetchone()
+
     # accounts and keys -----------------------------------------------------------
 
     async def create_account(self, account: AccountRecord) -> None:

@@ -1,0 +1,163 @@
+"""The delivery worker on PostgreSQL: any number of them, on any hosts, sharing one ledger.
+
+Each step it takes outbox changes into the ledger (one taker at a time across
+all workers), claims due deliveries for a lease, sends them, and records what
+came of them, which also releases the claims. It keeps no queue of its own:
+the ledger is the queue, so a worker can die at any moment and another one
+carries on once the dead one's leases run out (at least once, same
+`webhook-id`). A conversation's next event can be claimed only after its
+earlier one is recorded, so events go out in order across workers.
+
+Why not the SQLite worker with shards and lanes: those exist because SQLite has
+one writer, and a worker must own its shard to keep order with a cursor. Row
+locks, `SKIP LOCKED` and leases give PostgreSQL the same guarantees with no
+assignment of work at all (docs/decisions.md #63).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from palaver.delivery.attempts import SigningSecrets, attempt
+from palaver.delivery.sender import WebhookSender
+from palaver.delivery.worker import render
+from palaver.domain.clock import Clock
+from palaver.domain.retry import RetryPolicy
+from palaver.settings import DEFAULT_WEBHOOK_LEASE
+from palaver.storage.base import AttemptResult, DeliveryRecord, Storage
+from palaver.storage.postgres_ledger import PostgresDeliveryLedger
+
+log = logging.getLogger("palaver.webhooks")
+
+STOP_GRACE = 2.0  # seconds a stopping worker waits for attempts in flight
+
+
+def worker_name() -> str:
+    """Who holds a claim, for operators reading the ledger: host, process, and a unique suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ClaimingDeliveryWorker:
+    def __init__(
+        self,
+        storage: Storage,
+        ledger: PostgresDeliveryLedger,
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        allow_private: bool = False,
+        concurrency: int = 64,
+        poll_interval: float = 0.05,
+        flush_interval: float = 0.05,
+        take_batch: int = 1000,
+        lease: float = DEFAULT_WEBHOOK_LEASE,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        name: str | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._policy = policy or RetryPolicy()
+        self._allow_private = allow_private
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval
+        self._flush_interval = flush_interval
+        self._take_batch = take_batch
+        self._lease = lease
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self.name = name or worker_name()
+        self._secrets = SigningSecrets(storage, clock)
+        self._tasks: dict[asyncio.Task[None], int] = {}  # attempts in flight, with their delivery ids
+        self._results: list[AttemptResult] = []
+        self._flushed_at = float("-inf")
+
+    def sender(self) -> WebhookSender:
+        return WebhookSender(
+            allow_private=self._allow_private,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            max_connections=self._concurrency,
+        )
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until cancelled or `stop` is set; a failing step is logged, never fatal."""
+        stop = stop or asyncio.Event()
+        async with self.sender() as sender:
+            try:
+                while not stop.is_set():
+                    busy = False
+                    try:
+                        busy = await self.step(sender)
+                    except Exception:
+                        log.exception("webhook delivery step failed")
+                    if not busy:
+                        try:
+                            await asyncio.wait_for(stop.wait(), self._poll_interval)
+                        except TimeoutError:
+                            pass
+            finally:
+                # Attempts in flight may finish, briefly, so their outcome is recorded rather
+                # than sent again by another worker when the lease runs out.
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks), timeout=STOP_GRACE)
+                unfinished = dict(self._tasks)
+                for task in unfinished:
+                    task.cancel()
+                await asyncio.gather(*unfinished, return_exceptions=True)
+                await self.flush()
+                # Cut short: another worker may take them at once instead of after the lease.
+                await self._ledger.release(list(unfinished.values()))
+
+    async def step(self, sender: WebhookSender) -> bool:
+        """Take changes, claim and start what is due, record outcomes. True if more may be waiting."""
+        taken = await self._ledger.take_outbox(self._take_batch, render)
+        free = self._concurrency - len(self._tasks)
+        claimed: list[DeliveryRecord] = []
+        if free > 0:
+            claimed = await self._ledger.claim(self.name, self._clock.now(), self._lease, free)
+            for delivery in claimed:
+                task = asyncio.create_task(self._attempt(sender, delivery))
+                self._tasks[task] = delivery.delivery_id
+                task.add_done_callback(self._forget)
+        if self._results and (
+            len(self._results) >= self._take_batch or self._clock.now() - self._flushed_at >= self._flush_interval
+        ):
+            await self.flush()
+        return taken >= self._take_batch or (free > 0 and len(claimed) == free)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
+    async def _attempt(self, sender: WebhookSender, delivery: DeliveryRecord) -> None:
+        try:
+            secret = await self._secrets.of(delivery.account_id)
+            self._results.append(await attempt(sender, delivery, secret, self._policy, self._clock))
+        except Exception:
+            # Not recorded: the claim runs out and the delivery is tried again (same webhook-id).
+            log.exception("webhook %s: attempt failed unexpectedly; will try again", delivery.event_id)
+
+    async def flush(self) -> int:
+        """Record every finished attempt in one transaction (they stay for the next flush if it fails)."""
+        self._flushed_at = self._clock.now()
+        batch = self._results[:]
+        if batch:
+            await self._ledger.record(batch)
+            del self._results[: len(batch)]
+        return len(batch)
+
+    async def drain(self, sender: WebhookSender) -> None:
+        """Step until nothing is due or in flight, then record everything (for tests and tools)."""
+        while True:
+            busy = await self.step(sender)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self.flush()
+                continue
+            await self.flush()
+            if not busy and not await self._ledger.has_due_work(self._clock.now()):
+                return
