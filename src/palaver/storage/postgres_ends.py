@@ -8,9 +8,10 @@ group commit, storage/sqlite.py, except that batches overlap: PostgreSQL
 commits several at a time).
 
 Exactly once, across any number of processes: the statement locks the rows it
-ends in conversation-id order (so two overlapping batches cannot deadlock) and
-updates only rows still `active`. A row another transaction is ending is waited
-for and then re-checked by PostgreSQL itself, so it ends in one of them only.
+names in conversation-id order (so two overlapping batches cannot deadlock) and
+updates only rows still `active`. A row another transaction is ending or
+deleting is waited for and then re-read by PostgreSQL itself, so it ends in one
+of them only, and the answer reflects what that other transaction did.
 """
 
 from __future__ import annotations
@@ -31,16 +32,20 @@ MAX_BATCH = 1000
 # throughput, only more lock waits; fewer serialises round trips (docs/performance.md).
 DEFAULT_IN_FLIGHT = 4
 
-# One statement: lock the active rows in id order, end them, queue their webhooks, and say
-# for every request whether it ended the conversation, found it ended, or found nothing.
+# One statement: lock the visible rows in id order, end those still active, queue their webhooks,
+# and say for every request whether it ended the conversation, found it ended, or found nothing.
+# Locking every visible row, not only active ones, is what makes the answer current: FOR UPDATE
+# waits for a transaction ending or deleting the row and then sees the row as it left it, while
+# the rest of the statement sees the database as it was when the statement began.
 END_MANY = f"""
 WITH r AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[])
         AS r(cid, acc, reason, at, epoch)
 ),
 target AS (
-    SELECT c.conversation_id FROM conversations c JOIN r ON c.conversation_id = r.cid AND c.account_id = r.acc
-    WHERE c.status = '{ENDS_FROM}' AND c.deleted_at IS NULL
+    SELECT c.conversation_id, c.account_id, c.status
+    FROM conversations c JOIN r ON c.conversation_id = r.cid AND c.account_id = r.acc
+    WHERE c.deleted_at IS NULL
     ORDER BY c.conversation_id
     FOR UPDATE OF c
 ),
@@ -48,19 +53,18 @@ ended AS (
     UPDATE conversations c
     SET status = '{ENDS_IN}', shutdown_reason = r.reason, updated_at = r.at, ended_at = r.at,
         deadline = NULL, deadline_reason = NULL
-    FROM target JOIN r ON r.cid = target.conversation_id
-    WHERE c.conversation_id = target.conversation_id AND c.status = '{ENDS_FROM}'
+    FROM target t JOIN r ON r.cid = t.conversation_id AND r.acc = t.account_id
+    WHERE c.conversation_id = t.conversation_id AND t.status = '{ENDS_FROM}' AND c.status = '{ENDS_FROM}'
     RETURNING c.conversation_id, c.account_id, c.callback_url, r.epoch
 ),
 queued AS (
     INSERT INTO webhook_outbox (conversation_id, change, at_epoch)
     SELECT conversation_id, 'ended', epoch FROM ended WHERE callback_url <> ''
 )
-SELECT r.cid, r.acc,
-       e.conversation_id IS NOT NULL AS ended,
-       EXISTS (SELECT 1 FROM conversations v
-               WHERE v.conversation_id = r.cid AND v.account_id = r.acc AND v.deleted_at IS NULL) AS visible
-FROM r LEFT JOIN ended e ON e.conversation_id = r.cid AND e.account_id = r.acc
+SELECT r.cid, r.acc, e.conversation_id IS NOT NULL AS ended, t.conversation_id IS NOT NULL AS visible
+FROM r
+LEFT JOIN ended e ON e.conversation_id = r.cid AND e.account_id = r.acc
+LEFT JOIN target t ON t.conversation_id = r.cid AND t.account_id = r.acc
 """
 
 
