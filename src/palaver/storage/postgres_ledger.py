@@ -56,13 +56,18 @@ _TAKE = (
     "FROM taken t LEFT JOIN conversations c ON c.conversation_id = t.conversation_id ORDER BY t.seq"
 )
 
+# A delivery that can be claimed now: pending, due, not held by a live claim, and the earliest
+# pending event of its conversation ($1 is the time now).
+_CLAIMABLE = (
+    "d.status = 'pending' AND d.next_attempt_epoch <= $1 "
+    "AND (d.claimed_until IS NULL OR d.claimed_until < $1) "
+    "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.conversation_id = d.conversation_id "
+    "                AND e.status = 'pending' AND e.event_rank < d.event_rank)"
+)
+
 _CLAIM = (
     "WITH heads AS ("
-    "  SELECT d.delivery_id FROM webhook_deliveries d "
-    "  WHERE d.status = 'pending' AND d.next_attempt_epoch <= $1 "
-    "    AND (d.claimed_until IS NULL OR d.claimed_until < $1) "
-    "    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.conversation_id = d.conversation_id "
-    "                    AND e.status = 'pending' AND e.event_rank < d.event_rank) "
+    f"  SELECT d.delivery_id FROM webhook_deliveries d WHERE {_CLAIMABLE} "
     "  ORDER BY d.next_attempt_epoch, d.delivery_id LIMIT $2 "
     "  FOR UPDATE SKIP LOCKED"
     ") UPDATE webhook_deliveries w SET claimed_by = $3, claimed_until = $4 "
@@ -186,13 +191,12 @@ class PostgresDeliveryLedger:
             )
 
     async def has_due_work(self, now: float) -> bool:
-        """Whether outbox changes wait to be taken, or unclaimed deliveries are due."""
+        """Whether outbox changes wait to be taken, or a delivery could be claimed now."""
         pool = await self._pool.get()
         return bool(
             await pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM webhook_outbox) OR EXISTS (SELECT 1 FROM webhook_deliveries "
-                "WHERE status = 'pending' AND next_attempt_epoch <= $1 "
-                "AND (claimed_until IS NULL OR claimed_until < $1))",
+                "SELECT EXISTS (SELECT 1 FROM webhook_outbox) "
+                f"OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE {_CLAIMABLE})",
                 now,
             )
         )
