@@ -21,6 +21,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.time() at arrival
 
     @property
     def json(self) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class Receiver:
 
     def _answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         with self.lock:
-            self.received.append(Received(path, headers, body))
+            self.received.append(Received(path, headers, body, time.time()))
             steps = self.plan.get(path, [])
             return steps.pop(0) if steps else (self.default.get(path, 200), {})
 
