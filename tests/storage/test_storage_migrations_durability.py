@@ -98,3 +98,18 @@ def test_writes_awaited_before_close_are_durable_even_if_close_follows_at_once(b
 
     run(write())
     assert run(read()) == 20
+
+
+def test_racing_first_migrations_apply_each_migration_once(backend, run) -> None:
+    """Processes starting at once on an empty database: one migrates, the others wait and find nothing to do."""
+    stores = [backend.open() for _ in range(4)]
+
+    async def scenario() -> list[list[str]]:
+        try:
+            return await asyncio.gather(*(s.migrate() for s in stores))
+        finally:
+            for s in stores:
+                await s.close()
+
+    applied = run(scenario())
+    assert sorted(len(a) > 0 for a in applied) == [False, False, False, True], applied

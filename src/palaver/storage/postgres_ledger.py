@@ -34,6 +34,7 @@ from palaver.storage.base import (
     NewDelivery,
     OutboxChange,
 )
+from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres import outbox_change
 from palaver.storage.postgres_pool import LazyPool
 
@@ -89,8 +90,13 @@ class PostgresDeliveryLedger:
         self._pool = LazyPool(url, max_size=pool_size)
 
     async def migrate(self) -> list[str]:
-        """The ledger's tables come with the main database's migrations (storage/postgres.py)."""
-        return []
+        """The ledger's tables are part of the main database's migrations: applied here too (it is
+        idempotent), so a command that opens only the ledger works on a new database."""
+        conn = await self._pool.one_off()
+        try:
+            return await apply_postgres_migrations(conn)
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
         await self._pool.close()

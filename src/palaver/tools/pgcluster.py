@@ -99,6 +99,7 @@ class PostgresCluster:
         still commits before answering, so a killed client process loses nothing acknowledged."""
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="palaver-pg-"))
         self._owns_root = root is None
+        self.root.mkdir(parents=True, exist_ok=True)
         self.data = self.root / "data"
         self.host = host
         self.port = port or free_port(host)
@@ -165,7 +166,8 @@ class PostgresCluster:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the server; a cluster this object made its own folder for is deleted unless `remove=False`."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # "fast" shutdown: disconnects clients
             try:
@@ -173,7 +175,7 @@ class PostgresCluster:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._owns_root:
+        if self._owns_root and remove:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
