@@ -173,8 +173,8 @@ class Storage(Protocol):
     async def count_keys(self) -> int: ...
 
     # conversations ---------------------------------------------------------------
-    async def insert_conversation(self, conversation: ConversationRecord) -> None:
-        """Insert the conversation.
+    def insert_conversation(self, conversation: ConversationRecord) -> Awaitable[None]:
+        """Insert the conversation (an awaitable, like `end_conversation`: backends group-commit it).
 
         Raises ConcurrencyLimitReached when the account has a `max_concurrent` and
         already that many active non-test conversations: the limit is read and

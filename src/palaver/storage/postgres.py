@@ -3,12 +3,13 @@
 What differs from SQLite, and why:
 - Ends are group-committed in overlapping batches (storage/postgres_ends.py)
   rather than on one writer: PostgreSQL has many writers, and every process is one.
+- Creates are group-committed too (storage/postgres_creates.py).
 - The concurrency limit is not a counter on the account row. Every end of an
   account would update that one row, and all ends of the account, in every
-  process, would queue on its lock. Instead a create for an account with a
-  limit locks the account row (creates of that account take turns; ends never
-  touch it) and counts the active conversations, at most `limit` of them, on
-  the `conversations_active` index. Unlimited accounts take no lock at all.
+  process, would queue on its lock. Instead a batch of creates locks the rows
+  of the accounts in it that have a limit (their creates take turns; ends never
+  touch them) and counts their active conversations, at most `limit` of them,
+  on the `conversations_active` index. Unlimited accounts take no lock at all.
 - Transitions out of `active` clear the deadline in the same UPDATE, so the
   timers' index holds active conversations only and no later write is needed.
 - Timers: `fire_due` skips rows another process is ending or firing
@@ -26,12 +27,13 @@ from typing import Any
 import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason
-from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, OutboxChange
 from palaver.storage.migrations import apply_postgres_migrations
-from palaver.storage.postgres_ends import EndBatcher, EndRequest, end_many
+from palaver.storage.postgres_batches import Batcher
+from palaver.storage.postgres_creates import insert_many
+from palaver.storage.postgres_ends import EndRequest, end_many
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 
 _CONVERSATION_COLUMNS = (
@@ -74,7 +76,8 @@ class PostgresStorage:
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
         self._pool = LazyPool(url, max_size=pool_size)
-        self._ends = EndBatcher(self._pool)
+        self._ends: Batcher[EndRequest, EndOutcome] = Batcher(self._pool, end_many)
+        self._creates: Batcher[ConversationRecord, None] = Batcher(self._pool, insert_many)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()
@@ -93,6 +96,7 @@ class PostgresStorage:
             await conn.close()
 
     async def close(self) -> None:
+        await self._creates.drain()
         await self._ends.drain()
         await self._pool.close()
 
@@ -168,43 +172,8 @@ class PostgresStorage:
 
     # conversations ---------------------------------------------------------------
 
-    async def insert_conversation(self, conversation: ConversationRecord) -> None:
-        c = conversation
-        pool = await self._pool.get()
-        async with pool.acquire() as conn, conn.transaction():
-            if not c.test_mode:
-                await _take_slot(conn, c.account_id)
-            await conn.execute(
-                f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-                c.conversation_id,
-                c.account_id,
-                c.conversation_name,
-                c.status,
-                c.test_mode,
-                c.replica_id,
-                c.persona_id,
-                c.callback_url,
-                c.system_prompt,
-                c.meeting_token,
-                json.dumps(c.request),
-                c.shutdown_reason,
-                c.created_at,
-                c.updated_at,
-                c.ended_at,
-                c.created_epoch,
-                c.timers.max_call_duration,
-                c.timers.participant_absent_timeout,
-                c.timers.participant_left_timeout,
-                c.deadline.at if c.deadline else None,
-                c.deadline.reason if c.deadline else None,
-            )
-            if c.callback_url and not c.test_mode:
-                await conn.execute(
-                    "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES ($1, 'created', $2)",
-                    c.conversation_id,
-                    c.created_epoch,
-                )
+    def insert_conversation(self, conversation: ConversationRecord) -> Awaitable[None]:
+        return self._creates.submit(conversation)
 
     async def get_conversation(self, account_id: str, conversation_id: str) -> ConversationRecord | None:
         row = await self._by_id(conversation_id)
@@ -254,7 +223,7 @@ class PostgresStorage:
         self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None
     ) -> Awaitable[EndOutcome]:
         epoch = time.time() if at_epoch is None else at_epoch
-        return self._ends.end(EndRequest(account_id, conversation_id, reason, at, epoch))
+        return self._ends.submit(EndRequest(account_id, conversation_id, reason, at, epoch))
 
     async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
         pool = await self._pool.get()
@@ -396,31 +365,6 @@ class PostgresStorage:
             if reason is not None:
                 by_reason[reason] = by_reason.get(reason, 0) + count
         return {"conversations_by_status": by_status, "endings_by_reason": by_reason}
-
-
-async def _take_slot(conn: asyncpg.Connection, account_id: str) -> None:
-    """Refuse a create that would pass the account's limit (inside the create's transaction).
-
-    The limit is read first without a lock: unlimited accounts (the default) take
-    none. For a limited account the row is then locked, so its creates take
-    turns, and the active conversations are counted, never more than `limit` of
-    them. Ends do not take this lock: one that commits meanwhile can only make
-    the count smaller than it might be, never let a create overshoot.
-    """
-    limit = await conn.fetchval("SELECT max_concurrent FROM accounts WHERE account_id = $1", account_id)
-    if limit is None:
-        return
-    limit = await conn.fetchval("SELECT max_concurrent FROM accounts WHERE account_id = $1 FOR UPDATE", account_id)
-    if limit is None:
-        return
-    active = await conn.fetchval(
-        "SELECT count(*) FROM (SELECT 1 FROM conversations "
-        f"WHERE account_id = $1 AND status = '{ENDS_FROM}' AND deleted_at IS NULL LIMIT $2) AS a",
-        account_id,
-        limit,
-    )
-    if active >= limit:
-        raise ConcurrencyLimitReached()
 
 
 def outbox_change(r: asyncpg.Record) -> OutboxChange:

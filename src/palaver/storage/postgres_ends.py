@@ -1,11 +1,4 @@
-"""The end transition on PostgreSQL, group-committed: many requests, one statement, one commit.
-
-Every end request joins the next batch. A batch starts at once while fewer
-than `max_in_flight` batches are running, so a lone request waits for nothing;
-under load the requests that arrive while batches run gather into the next one,
-and one round trip and one WAL flush serve them all (the same idea as SQLite's
-group commit, storage/sqlite.py, except that batches overlap: PostgreSQL
-commits several at a time).
+"""The end transition on PostgreSQL: a batch of end requests as one statement (storage/postgres_batches.py).
 
 Exactly once, across any number of processes: the statement locks the rows it
 names in conversation-id order (so two overlapping batches cannot deadlock) and
@@ -16,21 +9,11 @@ of them only, and the answer reflects what that other transaction did.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 
 import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
-from palaver.storage.postgres_pool import LazyPool
-
-log = logging.getLogger("palaver.storage")
-
-MAX_BATCH = 1000
-# Batches running at once per process. More than the cores PostgreSQL has brings no
-# throughput, only more lock waits; fewer serialises round trips (docs/performance.md).
-DEFAULT_IN_FLIGHT = 4
 
 # One statement: lock the visible rows in id order, end those still active, queue their webhooks,
 # and say for every request whether it ended the conversation, found it ended, or found nothing.
@@ -82,10 +65,9 @@ class EndRequest:
     reason: str
     at: str
     at_epoch: float
-    future: asyncio.Future[EndOutcome] | None = None
 
 
-async def end_many(conn: asyncpg.Connection, ends: list[EndRequest]) -> list[EndOutcome]:
+async def end_many(conn: asyncpg.Connection, ends: list[EndRequest]) -> list[EndOutcome | BaseException]:
     """Run the end statement for these requests on `conn` (inside the caller's transaction, if any).
 
     Several requests for one conversation: the first makes the transition (its reason
@@ -104,7 +86,7 @@ async def end_many(conn: asyncpg.Connection, ends: list[EndRequest]) -> list[End
         [e.at_epoch for e in unique],
     )
     found = {(row[0], row[1]): (row[2], row[3]) for row in rows}
-    outcomes: list[EndOutcome] = []
+    outcomes: list[EndOutcome | BaseException] = []
     for e in ends:
         key = (e.conversation_id, e.account_id)
         ended, visible = found.get(key, (False, False))
@@ -115,64 +97,3 @@ async def end_many(conn: asyncpg.Connection, ends: list[EndRequest]) -> list[End
         else:
             outcomes.append(EndOutcome.NOT_FOUND)
     return outcomes
-
-
-class EndBatcher:
-    """Gathers end requests into batches of one statement each, up to `max_in_flight` at once."""
-
-    def __init__(self, pool: LazyPool, max_in_flight: int = DEFAULT_IN_FLIGHT) -> None:
-        self._pool = pool
-        self._max_in_flight = max_in_flight
-        self._waiting: list[EndRequest] = []
-        self._in_flight = 0
-        self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def end(self, request: EndRequest) -> asyncio.Future[EndOutcome]:
-        loop = asyncio.get_running_loop()
-        request.future = future = loop.create_future()
-        self._waiting.append(request)
-        self._schedule(loop)
-        return future
-
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        # After the callbacks already ready: requests read in the same poll join this batch.
-        if not self._scheduled and self._in_flight < self._max_in_flight:
-            self._scheduled = True
-            loop.call_soon(self._launch)
-
-    def _launch(self) -> None:
-        self._scheduled = False
-        loop = asyncio.get_running_loop()
-        while self._waiting and self._in_flight < self._max_in_flight:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-            self._in_flight += 1
-            task = loop.create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, batch: list[EndRequest]) -> None:
-        try:
-            pool = await self._pool.get()
-            async with pool.acquire() as conn:
-                outcomes = await end_many(conn, batch)  # one statement: its own transaction
-        except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
-            for request in batch:
-                if request.future is not None and not request.future.done():
-                    request.future.set_exception(exc)
-        else:
-            for request, outcome in zip(batch, outcomes, strict=True):
-                if request.future is not None and not request.future.done():
-                    request.future.set_result(outcome)
-        finally:
-            self._in_flight -= 1
-            if self._waiting:
-                self._schedule(asyncio.get_running_loop())
-
-    async def drain(self) -> None:
-        """Wait for every batch started or waiting (before the pool closes)."""
-        while self._tasks or self._waiting:
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            else:
-                await asyncio.sleep(0)
