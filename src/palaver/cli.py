@@ -66,13 +66,16 @@ class _Store(Protocol):
 S = TypeVar("S", bound=_Store)
 
 
-def _with(store: Callable[[str], S], database_url: str, work: Callable[[S], Awaitable[T]]) -> T:
-    """Open (and migrate) a store for one command, run `work` on it, close it."""
+def _with(
+    store: Callable[[str], S], database_url: str, work: Callable[[S], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Open (and migrate, unless `migrate=False`) a store for one command, run `work` on it, close it."""
 
     async def run() -> T:
         opened = store(database_url)
         try:
-            await opened.migrate()
+            if migrate:
+                await opened.migrate()
             return await work(opened)
         finally:
             await opened.close()
@@ -83,8 +86,8 @@ def _with(store: Callable[[str], S], database_url: str, work: Callable[[S], Awai
         raise click.ClickException(str(exc)) from exc
 
 
-def _with_storage(database_url: str, work: Callable[[Storage], Awaitable[T]]) -> T:
-    return _with(open_storage, database_url, work)
+def _with_storage(database_url: str, work: Callable[[Storage], Awaitable[T]], *, migrate: bool = True) -> T:
+    return _with(open_storage, database_url, work, migrate=migrate)
 
 
 def _with_ledger(database_url: str, work: Callable[[DeliveryLedger], Awaitable[T]]) -> T:
@@ -210,7 +213,7 @@ async def _first_key_if_none(storage: Storage) -> str | None:
 @database_option
 def migrate(database_url: str) -> None:
     """Apply pending schema migrations."""
-    applied = _with_storage(database_url, lambda s: s.migrate())
+    applied = _with_storage(database_url, lambda s: s.migrate(), migrate=False)
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

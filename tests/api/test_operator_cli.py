@@ -108,10 +108,11 @@ def test_revoke_unknown_key_fails(server):
     assert proc.returncode != 0
 
 
-def test_migrate_is_idempotent(tmp_path, palaver_cli):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    palaver_cli("migrate", "--database-url", url)
-    palaver_cli("migrate", "--database-url", url)
+def test_migrate_says_what_it_applied_then_is_idempotent(tmp_path, palaver_cli, make_database):
+    url = make_database(tmp_path, "migrate").url
+    first = palaver_cli("migrate", "--database-url", url).stdout
+    assert first.startswith("applied: 0001_initial.sql"), first
+    assert palaver_cli("migrate", "--database-url", url).stdout.strip() == "schema is up to date"
     created = palaver_cli("keys", "create", "--database-url", url).stdout.splitlines()
     assert created[-1].strip()
 

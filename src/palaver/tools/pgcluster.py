@@ -204,6 +204,11 @@ def main() -> None:
     with contextlib.suppress(RuntimeError):
         cluster.psql("CREATE DATABASE palaver")
     print(f"PostgreSQL ready: {cluster.url('palaver')}  (Ctrl-C stops it)", flush=True)
+
+    def stop_on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # stops the server below, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     try:
         assert cluster.process is not None
         cluster.process.wait()
