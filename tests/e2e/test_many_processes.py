@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 from backends import PostgresBackend
-from conftest import LISTENING_RE, create_key, run_cli, wait_until
+from servers import LISTENING_RE, create_key, run_cli, wait_until
 from webhook_receiver import Receiver
 
 LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from backends import PostgresBackend
-from conftest import LISTENING_RE, PalaverServer, create_key, revoke_key, run_cli, wait_until
+from servers import LISTENING_RE, PalaverServer, create_key, revoke_key, run_cli, wait_until
 
 from palaver.tools.pgcluster import PostgresCluster
 
@@ -83,6 +83,7 @@ def test_health_reports_whether_the_database_answers(tmp_path) -> None:
     try:
         url = cluster.create_database("health")
         run_cli("migrate", "--database-url", url)
+        key = create_key(url, name="health").key
         proc = subprocess.Popen(
             [sys.executable, "-m", "palaver", "serve", "--port", "0", "--database-url", url, "--no-delivery"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
@@ -96,6 +97,19 @@ def test_health_reports_whether_the_database_answers(tmp_path) -> None:
             assert httpx.get(f"{base}/health", timeout=10).json() == {"status": "error", "database": "unreachable"}
             cluster.start()
             assert wait_until(lambda: httpx.get(f"{base}/health", timeout=10).status_code == 200, timeout=15)
+            # The API recovers too: its pool replaces the connections the restart broke.
+            created = None
+            for _ in range(20):
+                r = httpx.post(f"{base}/v2/conversations", headers={"x-api-key": key},
+                               json={"replica_id": "r90bbd427f71"}, timeout=10)
+                if r.status_code == 200:
+                    created = r.json()["conversation_id"]
+                    break
+                assert r.status_code == 500 and r.json() == {"error": "Internal server error"}, r.text
+                time.sleep(0.2)
+            assert created, "the API never recovered after the database came back"
+            r = httpx.post(f"{base}/v2/conversations/{created}/end", headers={"x-api-key": key}, timeout=10)
+            assert r.status_code == 200
         finally:
             proc.terminate()
             proc.wait(15)
