@@ -22,6 +22,7 @@ from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
+from palaver.service.statistics import refresh_statistics_forever
 from palaver.service.timers import TimerService
 from palaver.service.webhooks import trim_outbox_forever
 from palaver.settings import Settings
@@ -63,6 +64,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         if backend_of(settings.database_url) == "sqlite":
             # PostgreSQL's delivery workers delete the changes they take: nothing to trim.
             tasks.append(asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"))
+        else:
+            tasks.append(asyncio.create_task(refresh_statistics_forever(storage), name="palaver-statistics"))
         workers = delivery_process.spawn_all(settings) if settings.delivery_process else []
         if on_ready is not None:
             on_ready()

@@ -97,17 +97,38 @@ def test_two_workers_send_each_event_once_and_each_conversation_in_order(pg_clus
     scenario(pg_cluster, body)
 
 
-def test_only_a_conversations_earliest_pending_event_can_be_claimed(pg_cluster) -> None:
+def test_a_claim_takes_a_conversations_pending_events_in_order_and_nobody_else_can(pg_cluster) -> None:
     async def body(w: World) -> None:
         cid = await w.conversation("https://example.com/hook")
         assert await w.ledger.take_outbox(100, render) == 2  # created, ended
         now = w.clock.now()
-        (first,) = await w.ledger.claim("a", now, 30, 10)
-        assert first.event_type == "system.replica_joined"
-        assert await w.ledger.claim("b", now, 30, 10) == []  # claimed, and the rest waits behind it
-        await w.ledger.record([delivered(first.delivery_id, now)])
-        (second,) = await w.ledger.claim("b", now, 30, 10)
-        assert (second.conversation_id, second.event_type) == (cid, "system.shutdown")
+        (chain,) = await w.ledger.claim("a", now, 30, 10)
+        assert [(d.conversation_id, d.event_type) for d in chain] == [(cid, t) for t in LIFECYCLE]
+        assert await w.ledger.claim("b", now, 30, 10) == []  # all claimed
+        await w.ledger.record([delivered(chain[0].delivery_id, now)])
+        assert await w.ledger.claim("b", now, 30, 10) == []  # the rest is still a's
+        w.clock.advance(31)  # a died: its lease runs out
+        (rest,) = await w.ledger.claim("b", w.clock.now(), 30, 10)
+        assert [d.event_type for d in rest] == LIFECYCLE[1:]
+
+    scenario(pg_cluster, body)
+
+
+def test_events_behind_a_pending_head_cannot_be_claimed_alone(pg_cluster) -> None:
+    async def body(w: World) -> None:
+        await w.conversation("https://example.com/hook")
+        await w.ledger.take_outbox(100, render)
+        (chain,) = await w.ledger.claim("a", w.clock.now(), 30, 10)
+        retry = AttemptResult(AttemptRecord(chain[0].delivery_id, 0, w.clock.now(), 503, 1.0, None), "pending",
+                              w.clock.now() + 60, "retry")
+        await w.ledger.record([retry])
+        await w.ledger.release([d.delivery_id for d in chain[1:]])
+        # The head waits for its retry; the events behind it are due and unclaimed, yet not claimable.
+        assert await w.ledger.claim("b", w.clock.now(), 30, 10) == []
+        assert not await w.ledger.has_due_work(w.clock.now())
+        w.clock.advance(61)
+        (again,) = await w.ledger.claim("b", w.clock.now(), 30, 10)
+        assert [d.event_type for d in again] == LIFECYCLE
 
     scenario(pg_cluster, body)
 
@@ -117,7 +138,7 @@ def test_a_dead_workers_claims_pass_to_another_when_the_lease_runs_out(pg_cluste
         cids = [await w.conversation(receiver.url("/lease"), end=False) for _ in range(3)]
         await w.ledger.take_outbox(100, render)
         held = await w.ledger.claim("dead", w.clock.now(), 30, 10)  # claimed, then the worker "dies"
-        assert {d.conversation_id for d in held} == set(cids)
+        assert {d.conversation_id for chain in held for d in chain} == set(cids)
         survivor = w.worker(lease=30.0)
         await w.drain(survivor)
         assert receiver.ids("/lease") == []  # still held
@@ -135,7 +156,7 @@ def test_racing_claims_never_share_a_delivery(pg_cluster) -> None:
         await w.ledger.take_outbox(1000, render)
         now = w.clock.now()
         batches = await asyncio.gather(*(w.ledger.claim(f"w{i}", now, 30, 7) for i in range(8)))
-        claimed = [d.delivery_id for batch in batches for d in batch]
+        claimed = [d.delivery_id for batch in batches for chain in batch for d in chain]
         assert len(claimed) == len(set(claimed)) == 56
 
     scenario(pg_cluster, body)

@@ -72,7 +72,10 @@ class ClaimingDeliveryWorker:
         self._read_timeout = read_timeout
         self.name = name or worker_name()
         self._secrets = SigningSecrets(storage, clock)
-        self._tasks: dict[asyncio.Task[None], int] = {}  # attempts in flight, with their delivery ids
+        self._tasks: dict[asyncio.Task[None], list[int]] = {}  # conversations in flight: their delivery ids
+        self._unsent: list[int] = []  # claimed, then not sent (behind a retry): released at the next flush
+        self._refill = max(1, concurrency // 4)  # free slots worth a claim before the poll interval is up
+        self._slots_free = asyncio.Event()
         self._results: list[AttemptResult] = []
         self._flushed_at = float("-inf")
 
@@ -96,10 +99,7 @@ class ClaimingDeliveryWorker:
                     except Exception:
                         log.exception("webhook delivery step failed")
                     if not busy:
-                        try:
-                            await asyncio.wait_for(stop.wait(), self._poll_interval)
-                        except TimeoutError:
-                            pass
+                        await self._pause(stop)
             finally:
                 # Attempts in flight may finish, briefly, so their outcome is recorded rather
                 # than sent again by another worker when the lease runs out.
@@ -111,18 +111,18 @@ class ClaimingDeliveryWorker:
                 await asyncio.gather(*unfinished, return_exceptions=True)
                 await self.flush()
                 # Cut short: another worker may take them at once instead of after the lease.
-                await self._ledger.release(list(unfinished.values()))
+                await self._ledger.release([i for ids in unfinished.values() for i in ids])
 
     async def step(self, sender: WebhookSender) -> bool:
         """Take changes, claim and start what is due, record outcomes. True if more may be waiting."""
         taken = await self._ledger.take_outbox(self._take_batch, render)
         free = self._concurrency - len(self._tasks)
-        claimed: list[DeliveryRecord] = []
+        claimed: list[list[DeliveryRecord]] = []
         if free > 0:
             claimed = await self._ledger.claim(self.name, self._clock.now(), self._lease, free)
-            for delivery in claimed:
-                task = asyncio.create_task(self._attempt(sender, delivery))
-                self._tasks[task] = delivery.delivery_id
+            for chain in claimed:
+                task = asyncio.create_task(self._send_chain(sender, chain))
+                self._tasks[task] = [d.delivery_id for d in chain]
                 task.add_done_callback(self._forget)
         if self._results and (
             len(self._results) >= self._take_batch or self._clock.now() - self._flushed_at >= self._flush_interval
@@ -132,22 +132,58 @@ class ClaimingDeliveryWorker:
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+        if self._concurrency - len(self._tasks) >= self._refill:
+            self._slots_free.set()
 
-    async def _attempt(self, sender: WebhookSender, delivery: DeliveryRecord) -> None:
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Until the next step: a poll interval, or less when slots free up.
+
+        With every slot taken, a step claims nothing; waiting a whole poll interval
+        then capped delivery at one batch of `concurrency` webhooks per interval
+        (measured: ~1,000-1,300 a second, docs/performance.md). So a full worker
+        goes on as soon as a quarter of its slots are free: claims stay batched,
+        and no slot waits long.
+        """
+        self._slots_free.clear()
+        if self._concurrency - len(self._tasks) >= self._refill and self._tasks:
+            return
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if self._tasks:
+            waiters.append(asyncio.ensure_future(self._slots_free.wait()))
         try:
-            secret = await self._secrets.of(delivery.account_id)
-            self._results.append(await attempt(sender, delivery, secret, self._policy, self._clock))
-        except Exception:
-            # Not recorded: the claim runs out and the delivery is tried again (same webhook-id).
-            log.exception("webhook %s: attempt failed unexpectedly; will try again", delivery.event_id)
+            await asyncio.wait(waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _send_chain(self, sender: WebhookSender, chain: list[DeliveryRecord]) -> None:
+        """A conversation's claimed events, one after the other; a retry or an error stops the chain
+        (the events behind it stay pending, claimed until recorded or their lease runs out)."""
+        for position, delivery in enumerate(chain):
+            try:
+                secret = await self._secrets.of(delivery.account_id)
+                result = await attempt(sender, delivery, secret, self._policy, self._clock)
+            except Exception:
+                # Not recorded: the claim runs out and the delivery is tried again (same webhook-id).
+                log.exception("webhook %s: attempt failed unexpectedly; will try again", delivery.event_id)
+                return
+            self._results.append(result)
+            if result.status == "pending":
+                # Behind a retry, nothing may go out: give the rest back now rather than at the lease.
+                self._unsent.extend(d.delivery_id for d in chain[position + 1 :])
+                return
 
     async def flush(self) -> int:
-        """Record every finished attempt in one transaction (they stay for the next flush if it fails)."""
+        """Record every finished attempt in one transaction (they stay for the next flush if it fails),
+        then give back claims of events left unsent."""
         self._flushed_at = self._clock.now()
         batch = self._results[:]
         if batch:
             await self._ledger.record(batch)
             del self._results[: len(batch)]
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            await self._ledger.release(unsent)
         return len(batch)
 
     async def drain(self, sender: WebhookSender) -> None:

@@ -42,6 +42,12 @@ _CONVERSATION_COLUMNS = (
     "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
 )
 _KEY_COLUMNS = "key_id, account_id, name, lookup, key_hash, created_at, revoked_at"
+# refresh_statistics: which tables, and how much change since their last ANALYZE is too much
+# (autovacuum's own rule, 50 rows + 10 %, but checked every few seconds instead of every minute).
+BUSY_TABLES = ("conversations", "webhook_outbox", "webhook_deliveries", "webhook_attempts")
+ANALYZE_THRESHOLD = 1000
+ANALYZE_SCALE_FACTOR = 0.1
+STATISTICS_LOCK = 0x70616C6176657203
 _MAX_SEQ = 2**63 - 1
 
 
@@ -353,6 +359,38 @@ class PostgresStorage:
                     conversation_id,
                 )
             return True
+
+    # housekeeping ------------------------------------------------------------------
+
+    async def refresh_statistics(self) -> list[str]:
+        """ANALYZE the busy tables that changed much since their last analyze; the names analyzed.
+
+        One process at a time (an advisory lock; the others skip). Why Palaver does
+        this itself: autovacuum looks at tables once a minute, and a table that just
+        grew from nothing (a new deployment, a burst) keeps the statistics of its
+        empty or all-ended self meanwhile; with them the planner chose scans that made
+        an end batch take 300-800 ms and a webhook claim 300-600 ms (measured,
+        docs/performance.md). Checked every few seconds, this keeps plans right
+        within seconds, at the cost of one small query per check.
+        """
+        pool = await self._pool.get()
+        async with pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", STATISTICS_LOCK):
+                return []
+            try:
+                stale = await conn.fetch(
+                    "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                    "WHERE s.relname = ANY($1::text[]) AND s.schemaname = current_schema() "
+                    "AND s.n_mod_since_analyze > $2 + $3 * greatest(c.reltuples, 0)",
+                    list(BUSY_TABLES),
+                    ANALYZE_THRESHOLD,
+                    ANALYZE_SCALE_FACTOR,
+                )
+                for (name,) in stale:
+                    await conn.execute(f'ANALYZE "{name}"')
+                return [name for (name,) in stale]
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", STATISTICS_LOCK)
 
     # metrics -----------------------------------------------------------------------
 
