@@ -27,6 +27,19 @@ def is_postgres_url(database_url: str) -> bool:
     return database_url.startswith(("postgresql://", "postgres://"))
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection returned to the pool needs beyond asyncpg's own cleanup: nothing.
+
+    asyncpg's default runs a reset query (`RESET ALL; UNLISTEN *; ...`) on every
+    release: a round trip per use of the pool, measured at a fifth of Palaver's
+    CPU per end on PostgreSQL (docs/performance.md). Palaver leaves no session
+    state behind: no SET, no LISTEN, transactions always closed (asyncpg still
+    rolls back one left open), and the one session advisory lock taken on a pool
+    connection (storage/postgres.py, refresh_statistics) is released before it
+    goes back.
+    """
+
+
 class LazyPool:
     """An asyncpg pool created on first use, on the loop that first uses it."""
 
@@ -51,6 +64,7 @@ class LazyPool:
                     max_size=self.max_size,
                     server_settings=SERVER_SETTINGS,
                     command_timeout=60,
+                    reset=_keep_session,
                 )
         return self._pool
 
