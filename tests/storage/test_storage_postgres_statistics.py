@@ -19,8 +19,15 @@ def test_a_table_that_grew_is_analyzed_once_then_left_alone(pg_cluster, run, rec
         await storage.migrate()
         await storage.create_account(records.account("a1"))
         database.cluster.psql("ANALYZE conversations", database.database)  # statistics of an empty table
-        await asyncio.gather(*(storage.insert_conversation(records.conversation("a1")) for _ in range(3000)))
-        deadline = time.monotonic() + 10  # the activity counters reach pg_stat within about a second
+        # Rows added by a session that then ends: its activity counts reach pg_stat at once (an idle
+        # pooled session reports them only after up to 10 s).
+        database.cluster.psql(
+            "INSERT INTO conversations (conversation_id, account_id, conversation_name, status, replica_id, "
+            "persona_id, request, created_at, updated_at) SELECT 'c' || lpad(to_hex(g), 15, '0'), 'a1', 'n', "
+            "'active', 'r90bbd427f71', 'pcb7a34da5fe', '{}', 'x', 'x' FROM generate_series(1, 3000) g",
+            database.database,
+        )
+        deadline = time.monotonic() + 20
         analyzed: list[str] = []
         while "conversations" not in analyzed and time.monotonic() < deadline:
             analyzed = await storage.refresh_statistics()

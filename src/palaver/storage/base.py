@@ -275,6 +275,32 @@ class LedgerTotals:
     latency_buckets: dict[float, int]  # attempts by latency bucket (its upper bound in seconds), not cumulative
     latency_sum: float  # seconds, over every attempt that made a request
 
+    @classmethod
+    def from_named(cls, by_status: dict[str, int], named: dict[str, float]) -> LedgerTotals:
+        """From the running totals a ledger keeps by name (see `attempt_totals`)."""
+        return cls(
+            by_status=by_status,
+            attempts={k.removeprefix("outcome:"): int(v) for k, v in named.items() if k.startswith("outcome:")},
+            latency_buckets={float(k.removeprefix("le:")): int(v) for k, v in named.items() if k.startswith("le:")},
+            latency_sum=named.get("latency_sum", 0.0),
+        )
+
+
+def attempt_totals(results: list[AttemptResult]) -> dict[str, float]:
+    """What a batch of attempts adds to a ledger's running totals, by name, in the order to write them:
+    `outcome:<outcome>` and `le:<bucket>` counts, and `latency_sum` in seconds. Sorted, so that two
+    writers adding to the same rows take their locks in one order."""
+    totals: dict[str, float] = {}
+    for r in results:
+        names = [f"outcome:{r.outcome}"]
+        if r.attempt.latency_ms is not None:
+            seconds = r.attempt.latency_ms / 1000
+            names.append(f"le:{next(bound for bound in LATENCY_BUCKETS if seconds <= bound)}")
+            totals["latency_sum"] = totals.get("latency_sum", 0.0) + seconds
+        for name in names:
+            totals[name] = totals.get(name, 0.0) + 1
+    return dict(sorted(totals.items()))
+
 
 class DeliveryLedger(Protocol):
     """What became of each webhook: written by the delivery workers, read by the server and the CLI.

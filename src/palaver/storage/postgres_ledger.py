@@ -26,13 +26,13 @@ import asyncpg
 
 from palaver.domain.events import rank_of, split_event_id
 from palaver.storage.base import (
-    LATENCY_BUCKETS,
     AttemptRecord,
     AttemptResult,
     DeliveryRecord,
     LedgerTotals,
     NewDelivery,
     OutboxChange,
+    attempt_totals,
 )
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres import outbox_change
@@ -84,10 +84,6 @@ _CLAIM = (
     "FROM chain WHERE w.delivery_id = chain.delivery_id "
     f"RETURNING {', '.join('w.' + c for c in _COLUMNS.split(', '))}, w.event_rank"
 )
-
-
-def _bucket(latency_seconds: float) -> float:
-    return next(bound for bound in LATENCY_BUCKETS if latency_seconds <= bound)
 
 
 def _delivery(row: asyncpg.Record) -> DeliveryRecord:
@@ -176,15 +172,7 @@ class PostgresDeliveryLedger:
         """Store attempts and the states they leave their deliveries in; releases their claims."""
         if not results:
             return
-        totals: dict[str, float] = {}
-        for r in results:
-            names = [f"outcome:{r.outcome}"]
-            if r.attempt.latency_ms is not None:
-                seconds = r.attempt.latency_ms / 1000
-                names.append(f"le:{_bucket(seconds)}")
-                totals["latency_sum"] = totals.get("latency_sum", 0.0) + seconds
-            for name in names:
-                totals[name] = totals.get(name, 0.0) + 1
+        totals = attempt_totals(results)
         attempts = [r.attempt for r in results]
         pool = await self._pool.get()
         async with pool.acquire() as conn, conn.transaction():
@@ -211,11 +199,11 @@ class PostgresDeliveryLedger:
                     for r in results
                 ],
             )
-            # Sorted: two workers adding to the same totals take their row locks in one order.
+            # attempt_totals are sorted: two workers adding to the same rows lock them in one order.
             await conn.executemany(
                 "INSERT INTO webhook_attempt_totals (name, value) VALUES ($1, $2) "
                 "ON CONFLICT (name) DO UPDATE SET value = webhook_attempt_totals.value + excluded.value",
-                sorted(totals.items()),
+                list(totals.items()),
             )
 
     async def has_due_work(self, now: float) -> bool:
@@ -283,9 +271,4 @@ class PostgresDeliveryLedger:
             named = await conn.fetch("SELECT name, value FROM webhook_attempt_totals")
         by_status = {r[0]: r[1] for r in statuses}
         totals = {r[0]: r[1] for r in named}
-        return LedgerTotals(
-            by_status=by_status,
-            attempts={k.removeprefix("outcome:"): int(v) for k, v in totals.items() if k.startswith("outcome:")},
-            latency_buckets={float(k.removeprefix("le:")): int(v) for k, v in totals.items() if k.startswith("le:")},
-            latency_sum=totals.get("latency_sum", 0.0),
-        )
+        return LedgerTotals.from_named(by_status, totals)

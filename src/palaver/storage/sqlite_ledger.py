@@ -24,12 +24,12 @@ from palaver.domain.events import split_event_id
 from palaver.domain.lanes import LANES, Lane
 from palaver.domain.shards import ALL, Shard
 from palaver.storage.base import (
-    LATENCY_BUCKETS,
     AttemptRecord,
     AttemptResult,
     DeliveryRecord,
     LedgerTotals,
     NewDelivery,
+    attempt_totals,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
 from palaver.storage.sqlite import connect
@@ -57,10 +57,6 @@ def ledger_path(database_path: str) -> str:
     if p.suffix:
         return str(p.with_name(f"{p.stem}.webhooks{p.suffix}"))
     return str(p.with_name(f"{p.name}.webhooks.db"))
-
-
-def _bucket(latency_seconds: float) -> float:
-    return next(bound for bound in LATENCY_BUCKETS if latency_seconds <= bound)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -190,15 +186,7 @@ class SQLiteDeliveryLedger:
     async def record(self, results: list[AttemptResult]) -> None:
         if not results:
             return
-        totals: dict[str, float] = {}
-        for r in results:
-            names = [f"outcome:{r.outcome}"]
-            if r.attempt.latency_ms is not None:
-                seconds = r.attempt.latency_ms / 1000
-                names.append(f"le:{_bucket(seconds)}")
-                totals["latency_sum"] = totals.get("latency_sum", 0.0) + seconds
-            for name in names:
-                totals[name] = totals.get(name, 0.0) + 1
+        totals = attempt_totals(results)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -286,9 +274,4 @@ class SQLiteDeliveryLedger:
             conn.execute("COMMIT")
         finally:
             conn.close()
-        return LedgerTotals(
-            by_status=by_status,
-            attempts={k.removeprefix("outcome:"): int(v) for k, v in totals.items() if k.startswith("outcome:")},
-            latency_buckets={float(k.removeprefix("le:")): int(v) for k, v in totals.items() if k.startswith("le:")},
-            latency_sum=totals.get("latency_sum", 0.0),
-        )
+        return LedgerTotals.from_named(by_status, totals)
