@@ -11,7 +11,8 @@ is killed and then started again. Afterwards the service must show:
 - every webhook arrived at least once with its stable id, in order per
   conversation, and an id arrived twice only if it was first sent before the
   kill (the killed worker held it and never recorded it);
-- every timer fired once, with its reason;
+- every timer fired once, with its reason, and timers of conversations the killed process had
+  created fired while it was down;
 - racing creates through all three processes never passed the account's
   concurrency limit, and the active count never exceeded it.
 """
@@ -27,6 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -53,9 +55,26 @@ class Node:
     def start(self) -> None:
         log = open(self.workdir / f"{self.name}.log", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "palaver", "serve", "--port", "0", "--database-url", self.database_url,
-             "--allow-private-callbacks", "--webhook-lease", LEASE, "--webhook-max-attempts", "20"],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "palaver",
+                "serve",
+                "--port",
+                "0",
+                "--database-url",
+                self.database_url,
+                "--allow-private-callbacks",
+                "--webhook-lease",
+                LEASE,
+                "--webhook-max-attempts",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
         log.close()
         assert self.proc.stdout is not None
@@ -169,6 +188,34 @@ def racing_creates(nodes: list[Node], key: str, count: int = 40) -> int:
         return sum(pool.map(create, range(count)))
 
 
+def timers_through(node: Node, key: str, receiver: Receiver) -> list[str]:
+    """Three conversations created through `node` with a 1 s max_call_duration: they come due while it is down."""
+    made: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(made) < 3 and time.monotonic() < deadline:
+        r = httpx.post(
+            f"{node.base_url}/v2/conversations",
+            headers={"x-api-key": key},
+            timeout=10,
+            json={
+                "replica_id": "r90bbd427f71",
+                "callback_url": receiver.url("/many"),
+                "properties": {"max_call_duration": 1},
+            },
+        )
+        if r.status_code == 400 and "maximum concurrent" in r.text:
+            time.sleep(0.02)  # the load holds the account at its limit for a moment; its ends free a slot
+            continue
+        assert r.status_code == 200, r.text
+        made.append(r.json()["conversation_id"])
+    assert len(made) == 3, made
+    return made
+
+
+def epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def end_all_active(node: Node, key: str) -> None:
     with httpx.Client(base_url=node.base_url, headers={"x-api-key": key}, timeout=10) as c:
         for conv in c.get("/v2/conversations", params={"status": "active", "limit": 100}).json()["data"]:
@@ -178,8 +225,12 @@ def end_all_active(node: Node, key: str) -> None:
 def test_three_processes_are_one_service_through_a_kill_9(cluster_of_three, receiver, tmp_path) -> None:
     database, nodes = cluster_of_three
     key = create_key(database.url, name="many", max_concurrent=LIMIT).key
-    assert wait_until(lambda: all(httpx.get(f"{n.base_url}/v2/conversations", headers={"x-api-key": key})
-                                  .status_code == 200 for n in nodes), timeout=5)
+    assert wait_until(
+        lambda: all(
+            httpx.get(f"{n.base_url}/v2/conversations", headers={"x-api-key": key}).status_code == 200 for n in nodes
+        ),
+        timeout=5,
+    )
 
     # Racing creates through all three processes never pass the limit.
     for _ in range(5):
@@ -188,7 +239,8 @@ def test_three_processes_are_one_service_through_a_kill_9(cluster_of_three, rece
 
     load = Load(nodes, key, receiver)
     victim = nodes[1]
-    kill_at = 0.0
+    kill_at = restarted_at = 0.0
+    orphans: list[str] = []
     with ThreadPoolExecutor(8) as pool:
         futures = []
         for i in range(240):
@@ -197,10 +249,12 @@ def test_three_processes_are_one_service_through_a_kill_9(cluster_of_three, rece
                 futures.append(pool.submit(load.sample_active))
             if i == 120:
                 time.sleep(0.5)
+                orphans = timers_through(victim, key, receiver)
                 kill_at = time.time()
                 victim.kill_group()
             if i == 160:
                 victim.start()
+                restarted_at = time.time()
             time.sleep(0.03)
         for future in futures:
             future.result()
@@ -216,8 +270,10 @@ def test_three_processes_are_one_service_through_a_kill_9(cluster_of_three, rece
     for cid, timer in load.created.items():
         if not timer and cid not in load.ended:
             assert client.post(f"/v2/conversations/{cid}/end").status_code == 200
-    assert wait_until(lambda: client.get("/v2/conversations", params={"status": "active", "limit": 1})
-                      .json()["total_count"] == 0, timeout=20), "timers did not end every conversation"
+    assert wait_until(
+        lambda: client.get("/v2/conversations", params={"status": "active", "limit": 1}).json()["total_count"] == 0,
+        timeout=20,
+    ), "timers did not end every conversation"
 
     views = {cid: client.get(f"/v2/conversations/{cid}", params={"verbose": "true"}).json() for cid in load.created}
     for cid, view in views.items():
@@ -231,8 +287,19 @@ def test_three_processes_are_one_service_through_a_kill_9(cluster_of_three, rece
         elif cid in load.ended:
             assert reason == "end_conversation_endpoint_hit", view
 
+    # Timers of conversations the killed process created fired while it was down, by another process.
+    for cid in orphans:
+        view = client.get(f"/v2/conversations/{cid}", params={"verbose": "true"}).json()
+        (shutdown,) = [e for e in view["events"] if e["event_type"] == "system.shutdown"]
+        assert shutdown["properties"]["shutdown_reason"] == "max_call_duration reached", view
+        fired = epoch(shutdown["timestamp"])
+        assert epoch(view["created_at"]) + 1 <= fired < restarted_at, (view, kill_at, restarted_at)
+    load.created.update({cid: 1 for cid in orphans})
+    expected_orphan_hooks = {f"{cid}.{t}" for cid in orphans for t in LIFECYCLE}
+
     # Every webhook arrives, with its stable id, in order; repeats only of what the killed worker held.
     expected = {f"{cid}.{t}" for cid in load.created for t in LIFECYCLE}
+    assert expected_orphan_hooks <= expected
     assert wait_until(lambda: expected <= set(receiver.ids("/many")), timeout=60), (
         f"{len(expected - set(receiver.ids('/many')))} webhooks never arrived"
     )
