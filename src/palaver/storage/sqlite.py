@@ -18,6 +18,7 @@ mode they never wait for the writer, and a primary-key read costs microseconds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
@@ -126,6 +127,11 @@ class _Checkpointer:
             try:
                 _, wal_frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if wal_frames > self._restart_frames:
+                    for _ in range(4):
+                        _, latest, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        fresh, wal_frames = latest - wal_frames, latest
+                        if fresh <= 64:
+                            break
                     self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             except sqlite3.Error:
                 log.warning("WAL checkpoint failed; will retry", exc_info=True)
@@ -307,14 +313,22 @@ def _enqueue_end_webhooks(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
         )
 
 
-_END_MANY = (
-    f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.reason, updated_at = r.at, ended_at = r.at "
-    "FROM (SELECT value ->> 0 AS cid, value ->> 1 AS acc, value ->> 2 AS reason, value ->> 3 AS at "
-    "      FROM json_each(?)) AS r "
-    "WHERE conversations.conversation_id = r.cid AND conversations.account_id = r.acc "
-    f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
-    f"RETURNING {_ENDED_FACTS}"
-)
+@functools.cache
+def _end_many_sql(rows: int) -> str:
+    """The bulk end for `rows` (conversation_id, account_id, reason, at) source rows, bound as parameters.
+
+    A VALUES list rather than one JSON array: with `json_each`, SQLite 3.40
+    parses a row's JSON again for each `->>`, four times per end; measured at a
+    million stored conversations, 22.3 -> 19.0 us per end (docs/performance.md).
+    """
+    return (
+        f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.column3, updated_at = r.column4, "
+        "ended_at = r.column4 "
+        f"FROM (VALUES {', '.join(['(?, ?, ?, ?)'] * rows)}) AS r "
+        "WHERE conversations.conversation_id = r.column1 AND conversations.account_id = r.column2 "
+        f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
+        f"RETURNING {_ENDED_FACTS}"
+    )
 
 
 def _free_slots(conn: sqlite3.Connection, account_ids: list[str]) -> None:
@@ -340,8 +354,12 @@ def _end_many(conn: sqlite3.Connection, ends: list[_EndRequest]) -> list[EndOutc
     # any of them, and the stored reason and time must be those of the caller
     # told ENDED (the first).
     first = {(e.conversation_id, e.account_id): e for e in reversed(ends)}
-    batch = json.dumps([[e.conversation_id, e.account_id, e.reason, e.at] for e in first.values()])
-    rows = conn.execute(_END_MANY, (batch,)).fetchall()
+    # Batch sizes rounded up to a power of two, padded with rows that match
+    # nothing: a handful of statement texts, all in the connection's cache.
+    size = 1 << (len(first) - 1).bit_length()
+    params: list[str | None] = [v for e in first.values() for v in (e.conversation_id, e.account_id, e.reason, e.at)]
+    params += [None] * (4 * (size - len(first)))
+    rows = conn.execute(_end_many_sql(size), params).fetchall()
     ended = {(row[0], row[1]) for row in rows}
     _free_slots(conn, [account_id for _, account_id in ended])
     _enqueue_end_webhooks(conn, rows, ends[0].at_epoch)
