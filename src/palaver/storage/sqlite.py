@@ -95,7 +95,7 @@ def connect(
     conn.execute("PRAGMA busy_timeout = 10000")
     if page_size is not None:
         conn.execute(f"PRAGMA page_size = {int(page_size)}")  # takes effect only in a new, empty file
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(conn)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA cache_size = -65536")
     if not checkpoint_on_commit:
@@ -103,6 +103,31 @@ def connect(
     # After a checkpoint restarts the WAL, trim the file back to this size.
     conn.execute("PRAGMA journal_size_limit = 67108864")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`, tried again while another connection holds the new file's write lock.
+
+    On a new file the pragma writes the header under a read lock it already
+    holds; when another connection has the write lock (another process making
+    the same file WAL, or migrating it), SQLite answers SQLITE_BUSY at once and
+    does not call the busy handler, since waiting with a read lock held could
+    deadlock. Two `palaver serve` started together on a new file lost one of
+    them this way. The failed statement has let its locks go; tried again, it
+    finds the file in WAL mode already (nothing to write) or the lock free.
+    Bounded like every other wait for the lock (BUSY_TIMEOUT_S).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class _Checkpointer:
