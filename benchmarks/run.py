@@ -227,22 +227,27 @@ class Wrk:
         return [f"[{', '.join(kinds)}] {shown}" for shown, kinds in self._commands.items()]
 
     def run(self, label: str, script: Path, url: str, key: str,
-            script_arg: str, expected: int, kind: str | None = None,
+            script_arg: str | list[str], expected: int | None, kind: str | None = None,
             env: dict[str, str] | None = None) -> dict[str, Any]:
         """Run one wrk load of exactly ``expected`` requests and return figures.
 
         ``label`` names this run (log and output file); ``kind`` groups runs
-        that use the same command line, for the list of commands.
+        that use the same command line, for the list of commands.  A list as
+        ``script_arg`` is the script's whole argument list (otherwise the
+        thread count follows it), and ``expected`` None is a load the script
+        bounds itself (sustained.py's timed end): every request sent must then
+        be answered, however many there were.
         """
-        threads = min(self.threads, max(1, expected))
+        threads = min(self.threads, max(1, expected if expected is not None else self.threads))
         connections = max(self.connections, threads)
+        script_args = script_arg if isinstance(script_arg, list) else [script_arg, str(threads)]
         cmd = [
             self.binary, "--latency",
             "-t", str(threads), "-c", str(connections),
             "-d", f"{self.time_limit}s", "--timeout", "10s",
             "-s", str(script),
             "-H", f"x-api-key: {key}",
-            url, "--", script_arg, str(threads),
+            url, "--", *script_args,
         ]
         shown = " ".join(shlex.quote(c) for c in cmd).replace(key, "$API_KEY")
         if env:
@@ -341,7 +346,11 @@ class Wrk:
                 f"only {len(done_threads)}/{threads} wrk threads completed their "
                 f"quota within {self.time_limit}s (lost requests: socket errors "
                 f"or a stalled server)")
-        if received != expected or int(data["sent"]) != expected:
+        if expected is None:
+            if received != int(data["sent"]):
+                problems.append(f"sent {data['sent']} / received {received} responses: "
+                                f"requests went unanswered")
+        elif received != expected or int(data["sent"]) != expected:
             problems.append(f"sent {data['sent']} / received {received} responses, "
                             f"expected exactly {expected}")
         non200 = {s: n for s, n in statuses.items() if s != 200}
@@ -356,7 +365,7 @@ class Wrk:
         return {
             "label": label,
             "requests": received,
-            "expected": expected,
+            "expected": expected if expected is not None else received,
             "elapsed_s": elapsed,
             "rps": received / elapsed if elapsed > 0 else 0.0,
             "p50_ms": lat["p50"] / 1000.0,

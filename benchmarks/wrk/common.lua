@@ -97,7 +97,8 @@ M.encode = encode
 
 local st = {}
 
-function M.start_thread(quota, make_request)
+function M.start_thread(quota, make_request, on_finish)
+   st.on_finish = on_finish  -- optional: called once, when the thread is done
    st.quota = quota
    st.make_request = make_request
    st.sent = 0
@@ -120,6 +121,7 @@ local function finish()
    st.done = true
    bench_t_end = M.now()
    if bench_t_start < 0 then bench_t_start = bench_t_end end
+   if st.on_finish then st.on_finish() end
    io.stderr:write(string.format("WRK_THREAD_DONE %d\n", tid))
    io.stderr:flush()
    wrk.thread:stop()
@@ -140,6 +142,14 @@ function M.request()
    st.sent = st.sent + 1
    bench_sent = st.sent
    return st.make_request(st.sent)
+end
+
+-- Send nothing more: the thread finishes once the requests already sent are
+-- answered (time-bounded scripts call this at their deadline, from request()).
+function M.stop_sending()
+   st.quota = st.sent
+   bench_quota = st.sent
+   if st.received >= st.quota then finish() end
 end
 
 function M.response(status, headers, body)

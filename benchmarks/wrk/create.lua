@@ -9,6 +9,11 @@
 --
 -- The JSON body can be replaced with the environment variable
 -- PALAVER_BENCH_CREATE_BODY (run.py --webhooks uses it to add a callback_url).
+--
+-- With PALAVER_BENCH_IDS_OUT=PREFIX each thread writes the conversation_id of
+-- every 200 it got, one per line, to PREFIX.<tid> when it is done
+-- (sustained.py: listing a million ids back through the API would take
+-- longer than creating them).
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(here .. "common.lua")
@@ -18,10 +23,30 @@ local BODY = '{"replica_id":"r90bbd427f71","persona_id":"pcb7a34da5fe",'
 local env_body = os.getenv("PALAVER_BENCH_CREATE_BODY")
 if env_body and env_body ~= "" then BODY = env_body end
 
+local ids_out = os.getenv("PALAVER_BENCH_IDS_OUT")
+if ids_out == "" then ids_out = nil end
+local ids = {}
+
+local function save_ids()
+   local f = assert(io.open(ids_out .. "." .. tid, "w"))
+   f:write(table.concat(ids, "\n"))
+   if #ids > 0 then f:write("\n") end
+   f:close()
+end
+
 setup = common.setup
 done = common.done
 request = common.request
-response = common.response
+if ids_out then
+   response = function(status, headers, body)
+      if status == 200 then
+         ids[#ids + 1] = body:match('"conversation_id":"([^"]+)"')
+      end
+      common.response(status, headers, body)
+   end
+else
+   response = common.response
+end
 
 function init(args)
    local total = tonumber(args[1])
@@ -35,5 +60,6 @@ function init(args)
    wrk.headers["Content-Type"] = "application/json"
    local req = wrk.format()
    common.start_thread(common.share(total, nthreads, tid),
-                       function(i) return req end)
+                       function(i) return req end,
+                       ids_out and save_ids or nil)
 end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -72,3 +73,15 @@ def test_system_clock_is_wall_time() -> None:
     before = time.time()
     now = SystemClock().now()
     assert before <= now <= time.time()
+
+
+def test_iso_timestamp_is_datetimes_text_whatever_the_second_before() -> None:
+    """The per-second part is reused from call to call: alternating seconds, rounding into the next
+    second and times before 1970 must still give exactly what `datetime` gives."""
+    rng = random.Random(11)
+    epochs = [1_700_000_000.9999996, 1_700_000_000.25, 1_700_000_001.0000004, -1.5, -0.0000004, 0.9999995]
+    epochs += [rng.choice([1_700_000_000, 1_800_000_000]) + rng.random() for _ in range(2000)]
+    epochs += [rng.uniform(-2e9, 4e9) for _ in range(2000)]
+    for epoch in epochs:
+        expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+        assert iso_timestamp(epoch) == expected, epoch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -31,10 +32,26 @@ class ManualClock:
         self._now += seconds
 
 
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def iso_timestamp(epoch: float) -> str:
     """Tavus's timestamp format: ISO-8601 UTC with microseconds and a `Z`.
 
-    `isoformat` rather than `strftime`: several times faster, and it runs on
-    every create and end.
+    It runs on every create and end: 7.7 % of the in-process end path (py-spy)
+    went to `datetime.fromtimestamp` and `isoformat`. So the date and time of
+    day are formatted once per second and kept, and only the microseconds per
+    call (timeit: 1.4 us a call instead of 3.8). Rounded as `datetime` rounds
+    (half to even on the microsecond), so the text is the same.
     """
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    global _last_second
+    fraction, whole = math.modf(epoch)
+    second, micro = int(whole), round(fraction * 1_000_000)
+    if micro < 0:  # before 1970: modf keeps the sign
+        second, micro = second - 1, micro + 1_000_000
+    if micro == 1_000_000:
+        second, micro = second + 1, 0
+    cached = _last_second  # one read: a thread switch cannot pair a second with another's text
+    if cached[0] != second:
+        cached = _last_second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+    return f"{cached[1]}.{micro:06d}Z"

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Sustained end load: Palaver's end endpoint for a minute over a large database.
+
+``run.py`` ends 20,000 conversations per round, about a second of load on a
+small database; a tail that grows with load duration and database size does
+not show there.  This mode:
+
+1. starts ``palaver serve`` (``--palaver-cmd``, ``--serve-arg``) on a new
+   SQLite file, or on ``--database-url``, with a new account;
+2. creates ``--conversations`` conversations through the API with wrk
+   (``create.lua``, which saves the ids it is given) and says how long that
+   took.  Their timers are set to a day: with the defaults, the conversations
+   created first would end by themselves (``participant_absent_timeout``,
+   300 s) while the rest are still being created;
+3. puts ``--duration`` seconds of ends on the minimal Starlette app
+   (``baseline_starlette.py``, fake ids), half of them before Palaver's and
+   half after, so that a machine whose speed drifts over the run does not
+   favour either server;
+4. ends conversations on Palaver for ``--duration`` seconds at
+   ``--connections`` connections, each connection ending its own share of the
+   ids once each (``end_for.lua``: one wrk thread per connection, logging
+   every request's latency);
+5. checks through the API that exactly the acknowledged ends were made;
+6. prints machine information, ends/s, p50 and p99 for every ``--window``
+   seconds and for the whole run, for both servers, the ratio and the
+   targets; ``--json OUT`` writes the same figures as JSON.
+
+Percentiles come from the per-request latencies the wrk threads log (nearest
+rank), windowed by the time each request was sent; there is no
+coordinated-omission correction (wrk's own histogram adds one).
+
+Exit status: 0 = valid run, targets met; 1 = valid run, a target missed;
+2 = invalid run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from pathlib import Path
+from typing import Any
+
+import httpx
+from run import (  # the pieces run.py's modes share (same directory)
+    CREATE_LUA,
+    STARLETTE_APP,
+    WRK_DIR,
+    BenchError,
+    Server,
+    Wrk,
+    busy_share,
+    cpu_seconds,
+    delivery_children,
+    describe_rc,
+    fake_ids,
+    log,
+    machine_info,
+    machine_ticks,
+    pct,
+    run_guarded,
+    total_count,
+)
+
+END_FOR_LUA = WRK_DIR / "end_for.lua"
+TARGET_RATIO = 0.7  # Palaver ends/s / minimal Starlette ends/s, whole run
+TARGET_P99_MS = 15.0  # in every window
+FAKE_IDS = 20_000  # per connection for the baseline, which stores nothing (cycled)
+DAY = 86_400
+CREATE_BODY = json.dumps({"replica_id": "r90bbd427f71", "persona_id": "pcb7a34da5fe", "conversation_name": "bench",
+                          "properties": {"max_call_duration": DAY, "participant_absent_timeout": DAY}},
+                         separators=(",", ":"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--conversations", type=int, default=1_200_000,
+                   help="conversations created before the ends, and the ids the ends use: must outlast "
+                        "--duration at Palaver's end rate (default 1,200,000)")
+    p.add_argument("--duration", type=int, default=60, help="seconds of end load per server (default 60)")
+    p.add_argument("--window", type=int, default=5, help="seconds per reported window (default 5)")
+    p.add_argument("--connections", type=int, default=64,
+                   help="connections, each with a wrk thread of its own for the ends (default 64)")
+    p.add_argument("--create-threads", type=int, default=2, help="wrk threads for the creates (default 2)")
+    p.add_argument("--palaver-cmd", type=shlex.split, default=[sys.executable, "-m", "palaver"],
+                   help="command that runs the palaver CLI, shell-quoted (default: this Python -m palaver)")
+    p.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for `palaver serve`, repeatable (e.g. --serve-arg=--workers=2)")
+    p.add_argument("--database-url", default=None,
+                   help="Palaver's database (default: a new SQLite file in the workdir); the run makes a new "
+                        "account there and counts only its conversations")
+    p.add_argument("--skip-starlette", action="store_true", help="no baseline, no ratio")
+    p.add_argument("--baseline-python", default=sys.executable,
+                   help="Python that runs baseline_starlette.py (default: this Python)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep the database, ids, latency logs and server logs here (default: a temporary "
+                        "directory, removed unless the run is invalid)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write the figures here")
+    p.add_argument("--wrk", default="wrk", help="wrk binary (default: wrk on PATH)")
+    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds for a server to come up")
+    args = p.parse_args(argv)
+    if args.duration % (2 * args.window):
+        p.error("--duration must be a multiple of twice --window (the baseline runs half before, half after)")
+    if args.conversations < args.connections:
+        p.error("need at least one conversation per connection")
+    return args
+
+
+def start_palaver(args: argparse.Namespace, workdir: Path) -> tuple[Server, str, str]:
+    """`palaver keys create` for a new account, then `palaver serve`; returns (server, url, key)."""
+    db_url = args.database_url or f"sqlite:///{workdir / 'palaver-sustained.db'}"
+    log(f"== Palaver ({' '.join(args.palaver_cmd)}), database {db_url.split('@')[-1]}")
+    keys_cmd = [*args.palaver_cmd, "keys", "create", "--database-url", db_url, "--name", "sustained"]
+    cp = subprocess.run(keys_cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    lines = [ln.strip() for ln in cp.stdout.splitlines() if ln.strip()]
+    if cp.returncode != 0 or not lines:
+        raise BenchError(f"`palaver keys create` failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}")
+    serve = [*args.palaver_cmd, "serve", "--host", "127.0.0.1", "--port", "0", "--database-url", db_url,
+             *args.serve_arg]
+    server = Server("palaver", serve, workdir / "palaver-server.log", start_timeout=args.start_timeout)
+    url = server.start()
+    log(f"   serving at {url} (serve args: {' '.join(args.serve_arg) or 'none'})")
+    return server, url, lines[-1]
+
+
+def create(args: argparse.Namespace, workdir: Path, url: str, key: str, problems: list[str]) -> tuple[list[str], dict]:
+    """--conversations creates through the API; the ids, and how long it took."""
+    n = args.conversations
+    log(f"== Creating {n} conversations ({args.create_threads} wrk threads, {args.connections} connections)")
+    saved = workdir / "created-ids"
+    wrk = Wrk(args.wrk, args.create_threads, args.connections, 7200, workdir)
+    r = wrk.run("palaver create", CREATE_LUA, url, key, str(n), n,
+                env={"PALAVER_BENCH_IDS_OUT": str(saved), "PALAVER_BENCH_CREATE_BODY": CREATE_BODY})
+    problems.extend(f"create: {p}" for p in r["problems"])
+    ids: list[str] = []
+    for tid in range(r["threads"]):
+        ids += Path(f"{saved}.{tid}").read_text().split()
+    if len(ids) != n or len(set(ids)) != n:
+        raise BenchError(f"create: {len(ids)} ids saved ({len(set(ids))} distinct), expected {n}")
+    log(f"   {n} created in {r['elapsed_s']:.0f} s ({r['rps']:.0f}/s)")
+    return ids, {"count": n, "seconds": r["elapsed_s"], "rps": r["rps"], "wrk_command": wrk.command_lines}
+
+
+def deal(ids: list[str], prefix: Path, connections: int) -> None:
+    """Ids dealt round-robin, one file per connection (each wrk thread reads only its own)."""
+    for tid in range(connections):
+        Path(f"{prefix}.{tid}").write_text("".join(i + "\n" for i in ids[tid::connections]))
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's children that have exited and been waited for (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server, key: str, ids_prefix: Path,
+             seconds: int, cycle: bool, problems: list[str]) -> dict[str, Any]:
+    """`seconds` of ends against one server: each request's (sent, latency) and the CPU it took."""
+    c = args.connections
+    wrk = Wrk(args.wrk, c, c, seconds + 120, workdir)
+    log_prefix = workdir / f"latency-{label.replace(' ', '-')}"
+    assert server.proc is not None and server.url is not None
+    pids = {"server": [server.proc.pid], "delivery": delivery_children(server.proc.pid)}
+
+    def cpu_now() -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) or 0.0 for p in group) for name, group in pids.items()}
+
+    start_at = time.monotonic() + 2.0 + c * 0.02  # time for wrk to read the ids and start its threads
+    cpu0, ticks0, wrk0 = cpu_now(), machine_ticks(), children_cpu()
+    r = wrk.run(f"{label} end", END_FOR_LUA, server.url, key,
+                [str(ids_prefix), f"{start_at:.6f}", str(seconds), str(log_prefix), "1" if cycle else "0"], None)
+    cpu1, ticks1 = cpu_now(), machine_ticks()
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    cpu["wrk"] = children_cpu() - wrk0  # wrk has been waited for; the servers still run
+    if ticks0 is not None and ticks1 is not None:
+        # The machine's busy time minus ours: whatever else shared the cores with the load.
+        cpu["other"] = max(0.0, (ticks1[0] - ticks0[0]) / os.sysconf("SC_CLK_TCK") - sum(cpu.values()))
+    problems.extend(f"{label}: {p}" for p in r["problems"])
+    sent, latency = array("q"), array("q")
+    statuses: dict[int, int] = {}
+    ran_out, first = [], []
+    for tid in range(c):
+        lines = Path(f"{log_prefix}.{tid}").read_text().splitlines()
+        for line in lines:
+            s, lat, status = line.split()
+            sent.append(int(s))
+            latency.append(int(lat))
+            statuses[int(status)] = statuses.get(int(status), 0) + 1
+        if lines:
+            first.append(int(lines[0].split()[0]))
+            if not cycle and len(lines) == len(Path(f"{ids_prefix}.{tid}").read_text().split()):
+                ran_out.append(int(lines[-1].split()[0]) / 1e6)
+    if ran_out:
+        problems.append(f"{label}: {len(ran_out)} connections ran out of ids, the first after "
+                        f"{min(ran_out):.1f} s (create more with --conversations)")
+    if set(statuses) - {200}:
+        problems.append(f"{label}: answers other than 200: {statuses}")
+    log(f"   {label}: {len(latency)} ends in {seconds} s ({len(latency) / seconds:.0f}/s)")
+    return {"sent": sent, "latency": latency, "seconds": seconds, "statuses": statuses, "cpu_s": cpu,
+            "machine_busy": busy_share(ticks0, ticks1), "wrk_command": wrk.command_lines,
+            "start_spread_ms": (max(first) - min(first)) / 1e3 if first else None}
+
+
+def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Windows (of each run in turn) and whole-run figures: requests, ends/s, p50, p99, max."""
+
+    def stats(lat: list[int], seconds: float) -> dict[str, float]:
+        if not lat:
+            return {"requests": 0, "rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+        return {"requests": len(lat), "rps": len(lat) / seconds, "p50_ms": pct(lat, 50) / 1e3,
+                "p99_ms": pct(lat, 99) / 1e3, "max_ms": max(lat) / 1e3}
+
+    out: list[dict[str, Any]] = []
+    everything: list[int] = []
+    for run in runs:
+        buckets: list[list[int]] = [[] for _ in range(run["seconds"] // window)]
+        for s, lat in zip(run["sent"], run["latency"], strict=True):
+            buckets[min(s // (window * 1_000_000), len(buckets) - 1)].append(lat)
+        out += [dict(stats(b, window), start_s=i * window, run=run["label"]) for i, b in enumerate(buckets)]
+        everything += run["latency"]
+    seconds = sum(run["seconds"] for run in runs)
+    cpu: dict[str, float] = {}
+    for run in runs:
+        for k, v in run["cpu_s"].items():
+            cpu[k] = cpu.get(k, 0.0) + v
+    whole = stats(everything, seconds)
+    statuses: dict[int, int] = {}
+    for run in runs:
+        for k, v in run["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    return {"windows": out, "whole": whole, "seconds": seconds, "statuses": statuses,
+            "cpu_us_per_request": {k: v / whole["requests"] * 1e6 for k, v in cpu.items()} if everything else {},
+            "machine_busy": [run["machine_busy"] for run in runs],
+            "start_spread_ms": [run["start_spread_ms"] for run in runs],
+            "wrk_command": runs[0]["wrk_command"][0]}
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], created: dict[str, Any], servers: dict[str, Any],
+           checked: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    log()
+    log("=" * 78)
+    log(f"Palaver sustained end load: {args.duration} s at {args.connections} connections")
+    log("=" * 78)
+    log(f"Machine : {info['nproc']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}, "
+        f"Linux {info['kernel']}; wrk and the servers share these CPUs")
+    log(f"Software: Python {info['python']}, uvicorn {info['uvicorn']}, uvloop {info['uvloop']}, "
+        f"httptools {info['httptools']}, Starlette {info['starlette']}, {info['wrk']}")
+    log(f"Palaver : commit {info['palaver_commit']}; {' '.join(args.palaver_cmd)} serve "
+        f"{' '.join(args.serve_arg)}; database {'given' if args.database_url else 'a new SQLite file'}")
+    if created:
+        log(f"Created : {created['count']} conversations through the API in {created['seconds']:.0f} s "
+            f"({created['rps']:.0f}/s); stored when the ends began: {checked.get('stored_before', '?')}")
+    log("Latency : per request, logged by each wrk thread (one connection each); nearest-rank percentiles")
+    log(f"          over the requests sent in each {args.window} s window")
+    title = {"palaver": "Palaver", "starlette": "Minimal Starlette (half before Palaver, half after)"}
+    for name, fig in servers.items():
+        log()
+        log(f"{title[name]}")
+        log(f"   {'window':>16} | {'ends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+        for w in fig["windows"]:
+            where = f"{w['run'].split()[-1] + ' ' if name == 'starlette' else ''}{w['start_s']:>3}-{w['start_s'] + args.window:>3} s"
+            log(f"   {where:>16} | {w['rps']:8.0f} {w['p50_ms']:7.2f} {w['p99_ms']:7.2f} {w['max_ms']:7.1f}")
+        wh = fig["whole"]
+        log(f"   {'whole run':>16} | {wh['rps']:8.0f} {wh['p50_ms']:7.2f} {wh['p99_ms']:7.2f} {wh['max_ms']:7.1f}")
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in fig["cpu_us_per_request"].items())
+        busy = ", ".join(f"{b:.0%}" for b in fig["machine_busy"] if b is not None)
+        log(f"   {wh['requests']} requests {fig['statuses']}; CPU us per request: {cpu}; machine busy {busy}")
+    log()
+    targets: dict[str, Any] = {}
+    if "palaver" in servers:
+        worst = max(w["p99_ms"] for w in servers["palaver"]["windows"])
+        targets["p99_every_window_ms"] = {"value": worst, "target": TARGET_P99_MS, "pass": worst <= TARGET_P99_MS}
+        if "starlette" in servers and servers["starlette"]["whole"]["rps"] > 0:
+            ratio = servers["palaver"]["whole"]["rps"] / servers["starlette"]["whole"]["rps"]
+            targets["ratio_vs_starlette"] = {"value": ratio, "target": TARGET_RATIO, "pass": ratio >= TARGET_RATIO}
+            log(f"Ends/s, Palaver / minimal Starlette : {ratio:5.2f}      target >= {TARGET_RATIO:.2f}   "
+                f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
+        log(f"Palaver p99, worst window           : {worst:5.2f} ms   target <= {TARGET_P99_MS:.0f} ms  "
+            f"{'PASS' if worst <= TARGET_P99_MS else 'FAIL'}")
+    if problems:
+        log("Correctness: RUN INVALID:")
+        for p in problems:
+            log(f"  - {p}")
+        verdict = "INVALID"
+    else:
+        log(f"Correctness: every request answered 200; {checked.get('ended', '?')} conversations ended "
+            f"= the {checked.get('acknowledged', '?')} acknowledged ends, {checked.get('active', '?')} still active.")
+        verdict = "PASS" if len(targets) == 2 and all(t["pass"] for t in targets.values()) else (
+            "FAIL" if any(not t["pass"] for t in targets.values()) else "INCOMPLETE")
+    for name, fig in servers.items():
+        log(f"wrk ({name}): {fig['wrk_command']}")
+    if created:
+        log(f"wrk (create): {created['wrk_command'][0]}")
+    log(f"Overall: {verdict}")
+    return {"verdict": verdict, "machine": info, "created": created, "servers": servers, "checked": checked,
+            "targets": targets, "problems": problems,
+            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk_path = shutil.which(args.wrk)
+    if wrk_path is None:
+        log(f"error: wrk not found ({args.wrk!r}); apt-get install wrk")
+        return 2
+    args.wrk = wrk_path
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="palaver-sustained-"))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log(f"workdir {workdir}")
+    info = machine_info(args)
+    problems: list[str] = []
+    servers: list[Server] = []
+    created: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    checked: dict[str, Any] = {}
+
+    def work() -> None:
+        pal, url, key = start_palaver(args, workdir)
+        servers.append(pal)
+        client = httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=120.0)
+        ids, made = create(args, workdir, url, key, problems)
+        created.update(made)
+        if problems:
+            return
+        deal(ids, workdir / "ids", args.connections)
+        half = args.duration // 2
+        star: Server | None = None
+        base_key = f"bench-{random.getrandbits(64):016x}"
+        if not args.skip_starlette:
+            log(f"== Minimal Starlette ({STARLETTE_APP.name}): {half} s of ends before Palaver's, {half} s after")
+            star = Server("starlette", [args.baseline_python, str(STARLETTE_APP), "--host", "127.0.0.1", "--port",
+                                        "0"], workdir / "starlette-server.log",
+                          env={**os.environ, "BASELINE_API_KEY": base_key}, start_timeout=args.start_timeout)
+            servers.append(star)
+            star.start()
+            deal(fake_ids(FAKE_IDS * args.connections, random.Random(7)), workdir / "fake-ids", args.connections)
+            runs["starlette"] = [dict(end_load(args, workdir, "starlette before", star, base_key,
+                                               workdir / "fake-ids", half, True, problems), label="starlette before")]
+        checked["stored_before"] = total_count(client, "active") + total_count(client, "ended")
+        ended0 = total_count(client, "ended")
+        log(f"== Palaver: {args.duration} s of ends")
+        runs["palaver"] = [dict(end_load(args, workdir, "palaver", pal, key, workdir / "ids", args.duration, False,
+                                         problems), label="palaver")]
+        acknowledged = runs["palaver"][0]["statuses"].get(200, 0)
+        ended, active = total_count(client, "ended"), total_count(client, "active")
+        checked.update(ended=ended - ended0, acknowledged=acknowledged, active=active)
+        if ended - ended0 != acknowledged or active != len(ids) - acknowledged:
+            problems.append(f"palaver: {ended - ended0} conversations ended for {acknowledged} acknowledged ends; "
+                            f"{active} active, expected {len(ids) - acknowledged}")
+        if not pal.alive():
+            problems.append("palaver exited during the run")
+        client.close()
+        if star is not None:
+            log(f"== Minimal Starlette again: {half} s of ends")
+            runs["starlette"].append(dict(end_load(args, workdir, "starlette after", star, base_key,
+                                                   workdir / "fake-ids", half, True, problems),
+                                          label="starlette after"))
+
+    def stop() -> None:
+        for s in servers:
+            if s.alive():
+                log(f"   {s.name} stopped ({describe_rc(s.stop())})")
+
+    run_guarded(work, stop, problems)
+    figs = {name: figures(args.window, parts) for name, parts in runs.items()}
+    out = report(args, info, created, figs, checked, problems)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        log(f"figures written to {args.json}")
+    if args.workdir is None and not problems:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif args.workdir is None:
+        log(f"logs kept in {workdir}")
+    return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 0}.get(out["verdict"], 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
