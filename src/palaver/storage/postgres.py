@@ -19,28 +19,23 @@ What differs from SQLite, and why:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History
 from palaver.domain.signing import new_secret
-from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
+from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, OutboxChange
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
 from palaver.storage.postgres_ends import EndRequest, end_many
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
+from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
 
-_CONVERSATION_COLUMNS = (
-    "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
-    "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
-    "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
-)
 _KEY_COLUMNS = "key_id, account_id, name, lookup, key_hash, created_at, revoked_at"
 # refresh_statistics: which tables, and how much change since their last ANALYZE is too much
 # (autovacuum's own rule, 50 rows + 10 %, but checked every few seconds instead of every minute).
@@ -49,29 +44,6 @@ ANALYZE_THRESHOLD = 1000
 ANALYZE_SCALE_FACTOR = 0.1
 STATISTICS_LOCK = 0x70616C6176657203
 _MAX_SEQ = 2**63 - 1
-
-
-def _conversation(row: asyncpg.Record) -> ConversationRecord:
-    return ConversationRecord(
-        conversation_id=row[0],
-        account_id=row[1],
-        conversation_name=row[2],
-        status=row[3],
-        test_mode=row[4],
-        replica_id=row[5],
-        persona_id=row[6],
-        callback_url=row[7],
-        system_prompt=row[8],
-        meeting_token=row[9],
-        request=json.loads(row[10]),
-        shutdown_reason=row[11],
-        created_at=row[12],
-        updated_at=row[13],
-        ended_at=row[14],
-        created_epoch=row[15] or 0.0,
-        timers=TimerSettings(row[16], row[17], row[18]),
-        deadline=Deadline(row[19], ShutdownReason(row[20])) if row[19] is not None and row[3] == ENDS_FROM else None,
-    )
 
 
 def _key(row: asyncpg.Record) -> ApiKeyRecord:
@@ -183,11 +155,11 @@ class PostgresStorage:
 
     async def get_conversation(self, account_id: str, conversation_id: str) -> ConversationRecord | None:
         row = await self._by_id(conversation_id)
-        return _conversation(row) if row is not None and row["account_id"] == account_id else None
+        return conversation_from_row(row) if row is not None and row["account_id"] == account_id else None
 
     async def find_conversation(self, conversation_id: str) -> ConversationRecord | None:
         row = await self._by_id(conversation_id)
-        return _conversation(row) if row is not None else None
+        return conversation_from_row(row) if row is not None else None
 
     async def _by_id(self, conversation_id: str) -> asyncpg.Record | None:
         """A visible conversation's row, found through the primary key alone.
@@ -198,7 +170,7 @@ class PostgresStorage:
         for one lookup in a new 20,000-row table; postgres_ends.py).
         """
         row = await self._fetchrow(
-            f"SELECT {_CONVERSATION_COLUMNS}, deleted_at FROM conversations WHERE conversation_id = $1",
+            f"SELECT {CONVERSATION_COLUMNS}, deleted_at FROM conversations WHERE conversation_id = $1",
             conversation_id,
         )
         return row if row is not None and row["deleted_at"] is None else None
@@ -217,13 +189,13 @@ class PostgresStorage:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             total = await conn.fetchval(f"SELECT count(*) FROM conversations WHERE {where}", *args)
             rows = await conn.fetch(
-                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
                 f"ORDER BY seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
                 *args,
                 limit,
                 offset,
             )
-        return [_conversation(r) for r in rows], int(total)
+        return [conversation_from_row(r) for r in rows], int(total)
 
     def end_conversation(
         self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None

@@ -13,13 +13,12 @@ while slots remain. Unlimited accounts take no lock.
 
 from __future__ import annotations
 
-import json
-
 import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM
 from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.storage.base import ConversationRecord
+from palaver.storage.rows import conversation_row
 
 _COLUMNS = (
     "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
@@ -57,32 +56,6 @@ SELECT a.account_id, a.max_concurrent - (
 )
 FROM accounts a WHERE a.account_id = ANY($1::text[]) AND a.max_concurrent IS NOT NULL
 """
-
-
-def _row(c: ConversationRecord) -> tuple[object, ...]:
-    return (
-        c.conversation_id,
-        c.account_id,
-        c.conversation_name,
-        c.status,
-        c.test_mode,
-        c.replica_id,
-        c.persona_id,
-        c.callback_url,
-        c.system_prompt,
-        c.meeting_token,
-        json.dumps(c.request),
-        c.shutdown_reason,
-        c.created_at,
-        c.updated_at,
-        c.ended_at,
-        c.created_epoch,
-        c.timers.max_call_duration,
-        c.timers.participant_absent_timeout,
-        c.timers.participant_left_timeout,
-        c.deadline.at if c.deadline else None,
-        c.deadline.reason if c.deadline else None,
-    )
 
 
 def _duplicate(conversation_id: str) -> asyncpg.UniqueViolationError:
@@ -129,7 +102,7 @@ async def insert_many(conn: asyncpg.Connection, records: list[ConversationRecord
             ids_in_batch.add(record.conversation_id)
             admitted.append(i)
         if admitted:
-            columns = list(zip(*(_row(records[i]) for i in admitted), strict=True))
+            columns = list(zip(*(conversation_row(records[i]) for i in admitted), strict=True))
             inserted = {row[0] for row in await conn.fetch(INSERT_MANY, *(list(c) for c in columns))}
             for i in admitted:
                 if records[i].conversation_id not in inserted:

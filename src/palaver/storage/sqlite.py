@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, ShutdownReason
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History
 from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.domain.signing import new_secret
-from palaver.domain.timers import Deadline, Presence, TimerSettings, next_deadline
+from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.storage.base import (
     AccountRecord,
     ApiKeyRecord,
@@ -41,6 +41,12 @@ from palaver.storage.base import (
     OutboxChange,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
+from palaver.storage.rows import (
+    CONVERSATION_COLUMN_COUNT,
+    CONVERSATION_COLUMNS,
+    conversation_from_row,
+    conversation_row,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("palaver.storage")
@@ -58,10 +64,8 @@ FLUSH_DEFERRALS = 2
 BUSY_RETRY_S = 0.001
 BUSY_TIMEOUT_S = 10.0  # then the batch fails with "database is locked", as with busy_timeout
 _MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for an outbox read
-_CONVERSATION_COLUMNS = (
-    "conversation_id, account_id, conversation_name, status, test_mode, replica_id, persona_id, "
-    "callback_url, system_prompt, meeting_token, request, shutdown_reason, created_at, updated_at, ended_at, "
-    "created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, deadline, deadline_reason"
+_INSERT_CONVERSATION = (
+    f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)})"
 )
 
 
@@ -175,29 +179,6 @@ class _Checkpointer:
         except sqlite3.Error:
             log.warning("final WAL checkpoint failed", exc_info=True)
         self._conn.close()
-
-
-def _conversation(row: sqlite3.Row | tuple[Any, ...]) -> ConversationRecord:
-    return ConversationRecord(
-        conversation_id=row[0],
-        account_id=row[1],
-        conversation_name=row[2],
-        status=row[3],
-        test_mode=bool(row[4]),
-        replica_id=row[5],
-        persona_id=row[6],
-        callback_url=row[7],
-        system_prompt=row[8],
-        meeting_token=row[9],
-        request=json.loads(row[10]),
-        shutdown_reason=row[11],
-        created_at=row[12],
-        updated_at=row[13],
-        ended_at=row[14],
-        created_epoch=row[15] or 0.0,
-        timers=TimerSettings(row[16], row[17], row[18]),
-        deadline=Deadline(row[19], ShutdownReason(row[20])) if row[19] is not None and row[3] == ENDS_FROM else None,
-    )
 
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
@@ -577,32 +558,7 @@ class SQLiteStorage:
                     "UPDATE accounts SET active_conversations = active_conversations + 1 WHERE account_id = ?",
                     (c.account_id,),
                 )
-            conn.execute(
-                f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * 21)})",
-                (
-                    c.conversation_id,
-                    c.account_id,
-                    c.conversation_name,
-                    c.status,
-                    int(c.test_mode),
-                    c.replica_id,
-                    c.persona_id,
-                    c.callback_url,
-                    c.system_prompt,
-                    c.meeting_token,
-                    json.dumps(c.request),
-                    c.shutdown_reason,
-                    c.created_at,
-                    c.updated_at,
-                    c.ended_at,
-                    c.created_epoch,
-                    c.timers.max_call_duration,
-                    c.timers.participant_absent_timeout,
-                    c.timers.participant_left_timeout,
-                    c.deadline.at if c.deadline else None,
-                    c.deadline.reason if c.deadline else None,
-                ),
-            )
+            conn.execute(_INSERT_CONVERSATION, conversation_row(c))
             if c.callback_url and not c.test_mode:
                 conn.execute(
                     "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'created', ?)",
@@ -613,18 +569,18 @@ class SQLiteStorage:
 
     async def get_conversation(self, account_id: str, conversation_id: str) -> ConversationRecord | None:
         row = self._read.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "
             "WHERE conversation_id = ? AND account_id = ? AND deleted_at IS NULL",
             (conversation_id, account_id),
         ).fetchone()
-        return _conversation(row) if row else None
+        return conversation_from_row(row) if row else None
 
     async def find_conversation(self, conversation_id: str) -> ConversationRecord | None:
         row = self._read.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ? AND deleted_at IS NULL",
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ? AND deleted_at IS NULL",
             (conversation_id,),
         ).fetchone()
-        return _conversation(row) if row else None
+        return conversation_from_row(row) if row else None
 
     async def list_conversations(
         self, account_id: str, *, status: str | None, limit: int, offset: int
@@ -640,12 +596,12 @@ class SQLiteStorage:
         try:
             total = cur.execute(f"SELECT COUNT(*) FROM conversations WHERE {where}", args).fetchone()[0]
             rows = cur.execute(
-                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
         finally:
             cur.execute("COMMIT")
-        return [_conversation(r) for r in rows], total
+        return [conversation_from_row(r) for r in rows], total
 
     def end_conversation(
         self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None
