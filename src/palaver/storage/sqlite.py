@@ -63,6 +63,7 @@ FLUSH_DEFERRALS = 2
 # (1, 2, 5, 10 ms ...), so a 10 ms hold stalled every request for 18 ms.
 BUSY_RETRY_S = 0.001
 BUSY_TIMEOUT_S = 10.0  # then the batch fails with "database is locked", as with busy_timeout
+MMAP_SIZE = 1 << 34  # as much as SQLite allows (its build caps it, at 2 GiB here): the whole file
 _MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for an outbox read
 _INSERT_CONVERSATION = (
     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)})"
@@ -102,6 +103,10 @@ def connect(
     _enable_wal(conn)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA cache_size = -65536")
+    # Read the file through a memory map (SQLite caps it at 2 GiB): a page SQLite's own cache has
+    # lost is then a memory read from the OS page cache, not a pread() and a copy. Over 1.2 million
+    # conversations the ends' id lookups missed the 64 MB cache often enough to cost ~5 us per end.
+    conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
     if not checkpoint_on_commit:
         conn.execute("PRAGMA wal_autocheckpoint = 0")
     # After a checkpoint restarts the WAL, trim the file back to this size.
