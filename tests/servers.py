@@ -115,6 +115,21 @@ def new_http_client(base_url: str, key: str | None = None, **kwargs) -> httpx.Cl
     )
 
 
+def children(pid: int) -> dict[int, bytes]:
+    """Child pid -> its command line (Linux: /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = cmdline
+    return found
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while True:

@@ -12,24 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from backends import PostgresBackend
-from servers import LISTENING_RE, PalaverServer, create_key, revoke_key, run_cli, wait_until
+from servers import LISTENING_RE, PalaverServer, children, create_key, revoke_key, run_cli, wait_until
 
 from palaver.tools.pgcluster import PostgresCluster
-
-
-def children(pid: int) -> dict[int, bytes]:
-    """Child pid -> its command line (Linux: /proc)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(entry.name)] = cmdline
-    return found
 
 
 def servers_of(pid: int) -> set[int]:
