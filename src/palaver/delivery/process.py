@@ -43,7 +43,7 @@ from palaver.domain.shards import ALL, Shard
 from palaver.runtime import collect_young_objects_less_often
 from palaver.settings import Settings
 from palaver.storage.base import backend_of
-from palaver.storage.sqlite import sqlite_path
+from palaver.storage.sqlite_connection import sqlite_path
 from palaver.storage.sqlite_ledger import SQLiteDeliveryLedger, ledger_path
 
 log = logging.getLogger("palaver.webhooks")

@@ -377,7 +377,8 @@ def backend_of(database_url: str) -> str:
 def open_storage(database_url: str, *, synchronous: str = "NORMAL", pool_size: int | None = None) -> Storage:
     """Pick a backend from the URL scheme."""
     if backend_of(database_url) == "sqlite":
-        from palaver.storage.sqlite import SQLiteStorage, sqlite_path
+        from palaver.storage.sqlite import SQLiteStorage
+        from palaver.storage.sqlite_connection import sqlite_path
 
         return SQLiteStorage(sqlite_path(database_url), synchronous=synchronous)
     from palaver.storage.postgres import PostgresStorage
@@ -390,7 +391,7 @@ def open_ledger(database_url: str) -> DeliveryLedger:
     """The delivery ledger that goes with a database URL (for SQLite, a file next to the database;
     for PostgreSQL, tables in the same database)."""
     if backend_of(database_url) == "sqlite":
-        from palaver.storage.sqlite import sqlite_path
+        from palaver.storage.sqlite_connection import sqlite_path
         from palaver.storage.sqlite_ledger import SQLiteDeliveryLedger, ledger_path
 
         return SQLiteDeliveryLedger(ledger_path(sqlite_path(database_url)))

@@ -3,7 +3,7 @@
 A batch starts at once while fewer than `max_in_flight` batches are running, so
 a lone request waits for nothing; under load, the requests that arrive while
 batches run gather into the next one, and one round trip and one WAL flush
-serve them all. Unlike SQLite's group commit (storage/sqlite.py), batches
+serve them all. Unlike SQLite's group commit (storage/sqlite_writer.py), batches
 overlap: PostgreSQL commits several at a time, and every process has its own.
 
 The work of a batch is a function of a connection and the batch's requests

@@ -32,7 +32,7 @@ from palaver.storage.base import (
     attempt_totals,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
-from palaver.storage.sqlite import connect
+from palaver.storage.sqlite_connection import connect
 
 _COLUMNS = (
     "delivery_id, event_id, conversation_id, account_id, event_type, url, body, status, attempts, "
