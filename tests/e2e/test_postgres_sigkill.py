@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from servers import LISTENING_RE, children, create_key, run_cli, wait_until
+from backends import PostgresBackend
+from servers import PalaverServer, children, create_key, run_cli, wait_until
 
 from palaver.tools.pgcluster import PostgresCluster
 
@@ -35,23 +34,16 @@ def kill_postgres(cluster: PostgresCluster) -> None:
     cluster.process.wait(10)
 
 
-def test_acknowledged_ends_survive_postgresql_killed() -> None:
+def test_acknowledged_ends_survive_postgresql_killed(tmp_path) -> None:
     # In a folder of its own (not pytest's tmp_path, which the cluster's system user cannot enter).
     cluster = PostgresCluster(settings={"synchronous_commit": "on"}).start()
-    proc = None
+    srv = None
     try:
-        url = cluster.create_database("sigkill")
-        run_cli("migrate", "--database-url", url)
-        key = create_key(url, name="sigkill").key
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "palaver", "serve", "--port", "0", "--database-url", url, "--no-delivery"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stdout is not None
-        base = next(m.group(1) for line in proc.stdout if (m := LISTENING_RE.match(line.strip())))
+        database = PostgresBackend(cluster, prefix="sigkill")
+        run_cli("migrate", "--database-url", database.url)
+        key = create_key(database.url, name="sigkill").key
+        srv = PalaverServer(tmp_path, database=database, extra_args=("--no-delivery",)).start()
+        base = srv.base_url
         headers = {"x-api-key": key}
 
         def create(_: int) -> str:
@@ -94,7 +86,6 @@ def test_acknowledged_ends_survive_postgresql_killed() -> None:
         ).json()
         assert listed["total_count"] == len(ended)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(15)
+        if srv is not None:
+            srv.stop()
         cluster.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from backends import PostgresBackend
-from servers import LISTENING_RE, PalaverServer, children, create_key, revoke_key, run_cli, wait_until
+from servers import PalaverServer, children, create_key, revoke_key, run_cli, wait_until
 
 from palaver.tools.pgcluster import PostgresCluster
 
@@ -66,16 +66,12 @@ def test_health_reports_whether_the_database_answers(tmp_path) -> None:
     """A cluster of its own, stopped and started again under a running server."""
     cluster = PostgresCluster().start()
     try:
-        url = cluster.create_database("health")
-        run_cli("migrate", "--database-url", url)
-        key = create_key(url, name="health").key
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "palaver", "serve", "--port", "0", "--database-url", url, "--no-delivery"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-        )
+        database = PostgresBackend(cluster, prefix="health")
+        run_cli("migrate", "--database-url", database.url)
+        key = create_key(database.url, name="health").key
+        srv = PalaverServer(tmp_path, database=database, extra_args=("--no-delivery",)).start()
+        base = srv.base_url
         try:
-            assert proc.stdout is not None
-            base = next(m.group(1) for line in proc.stdout if (m := LISTENING_RE.match(line.strip())))
             assert httpx.get(f"{base}/health").json() == {"status": "ok", "database": "ok"}
             cluster.stop(remove=False)
             assert wait_until(lambda: httpx.get(f"{base}/health", timeout=10).status_code == 503, timeout=10)
@@ -96,8 +92,7 @@ def test_health_reports_whether_the_database_answers(tmp_path) -> None:
             r = httpx.post(f"{base}/v2/conversations/{created}/end", headers={"x-api-key": key}, timeout=10)
             assert r.status_code == 200
         finally:
-            proc.terminate()
-            proc.wait(15)
+            srv.stop()
     finally:
         cluster.stop()
 

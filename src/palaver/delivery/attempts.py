@@ -18,18 +18,6 @@ log = logging.getLogger("palaver.webhooks")
 SECRETS_TTL = 1.0  # seconds: a rotated signing secret is used from at most this long after rotation
 
 
-def webhook_sender(
-    *, allow_private: bool, connect_timeout: float, read_timeout: float, connections: int
-) -> WebhookSender:
-    """The sender a worker uses for its whole life (one keep-alive pool, one resolver cache)."""
-    return WebhookSender(
-        allow_private=allow_private,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_connections=connections,
-    )
-
-
 class SigningSecrets:
     """Every account's signing secret, read again at most every SECRETS_TTL seconds."""
 

@@ -22,7 +22,7 @@ import os
 import socket
 import uuid
 
-from palaver.delivery.attempts import SigningSecrets, attempt, webhook_sender
+from palaver.delivery.attempts import SigningSecrets, attempt
 from palaver.delivery.sender import WebhookSender
 from palaver.delivery.worker import render
 from palaver.domain.clock import Clock
@@ -80,11 +80,11 @@ class ClaimingDeliveryWorker:
         self._flushed_at = float("-inf")
 
     def sender(self) -> WebhookSender:
-        return webhook_sender(
+        return WebhookSender(
             allow_private=self._allow_private,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
-            connections=self._concurrency,
+            max_connections=self._concurrency,
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -26,7 +26,7 @@ import logging
 from collections import deque
 from dataclasses import replace
 
-from palaver.delivery.attempts import SigningSecrets, attempt, webhook_sender
+from palaver.delivery.attempts import SigningSecrets, attempt
 from palaver.delivery.sender import WebhookSender
 from palaver.domain.clock import Clock
 from palaver.domain.conversation import lifecycle_events
@@ -146,11 +146,11 @@ class DeliveryWorker:
         self._flushed_at = float("-inf")
 
     def sender(self) -> WebhookSender:
-        return webhook_sender(
+        return WebhookSender(
             allow_private=self._allow_private,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
-            connections=self._concurrency,
+            max_connections=self._concurrency,
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
