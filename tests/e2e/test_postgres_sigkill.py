@@ -11,6 +11,7 @@ be what Palaver acknowledged too early, not what a power cut takes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,8 @@ def kill_postgres(cluster: PostgresCluster) -> None:
     assert cluster.process is not None
     postmaster = cluster.process.pid
     for pid in children(postmaster):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a worker that has just exited by itself
+            os.kill(pid, signal.SIGKILL)
     os.kill(postmaster, signal.SIGKILL)
     cluster.process.wait(10)
 

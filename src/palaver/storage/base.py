@@ -363,6 +363,17 @@ class ShardLedger(DeliveryLedger, Protocol):
         ...
 
 
+@dataclass(slots=True)
+class EndRequest:
+    """One request to end a conversation, as both backends' batched ends take it."""
+
+    account_id: str
+    conversation_id: str
+    reason: str
+    at: str
+    at_epoch: float
+
+
 def backend_of(database_url: str) -> str:
     """ "sqlite" or "postgres", from the URL scheme (ValueError for anything else)."""
     if database_url.startswith("sqlite:"):

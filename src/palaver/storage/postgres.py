@@ -28,11 +28,11 @@ import asyncpg
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
-from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, OutboxChange
+from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, EndRequest, OutboxChange
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
-from palaver.storage.postgres_ends import EndRequest, end_many
+from palaver.storage.postgres_ends import end_many
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
 

@@ -9,11 +9,10 @@ of them only, and the answer reflects what that other transaction did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
+from palaver.storage.base import EndRequest
 
 # One statement: lock the visible rows in id order, end those still active, queue their webhooks,
 # and say for every request whether it ended the conversation, found it ended, or found nothing.
@@ -56,15 +55,6 @@ FROM r
 LEFT JOIN ended e ON e.conversation_id = r.cid AND e.account_id = r.acc
 LEFT JOIN target t ON t.conversation_id = r.cid AND t.account_id = r.acc
 """
-
-
-@dataclass(slots=True)
-class EndRequest:
-    account_id: str
-    conversation_id: str
-    reason: str
-    at: str
-    at_epoch: float
 
 
 async def end_many(conn: asyncpg.Connection, ends: list[EndRequest]) -> list[EndOutcome | BaseException]:

@@ -23,6 +23,7 @@ from palaver.storage.base import (
     AccountRecord,
     ApiKeyRecord,
     ConversationRecord,
+    EndRequest,
     OutboxChange,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
@@ -35,8 +36,8 @@ from palaver.storage.rows import (
 from palaver.storage.sqlite_connection import Checkpointer, connect
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
-    EndRequest,
     GroupCommitter,
+    QueuedEnd,
     end_many,
     enqueue_end_webhooks,
     free_slots,
@@ -236,7 +237,7 @@ class SQLiteStorage:
         self, account_id: str, conversation_id: str, reason: str, at: str, at_epoch: float | None = None
     ) -> Awaitable[EndOutcome]:
         epoch = time.time() if at_epoch is None else at_epoch
-        return self._writer.end(EndRequest(account_id, conversation_id, reason, at, epoch))
+        return self._writer.end(QueuedEnd(account_id, conversation_id, reason, at, epoch))
 
     async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:

@@ -22,11 +22,12 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
+from palaver.storage.base import EndRequest
 from palaver.storage.sqlite_connection import BUSY_TIMEOUT_S
 
 T = TypeVar("T")
@@ -51,12 +52,7 @@ class _Op:
 
 
 @dataclass(slots=True)
-class EndRequest:
-    account_id: str
-    conversation_id: str
-    reason: str
-    at: str
-    at_epoch: float
+class QueuedEnd(EndRequest):
     future: asyncio.Future[EndOutcome] | None = None  # set when queued for a group commit
 
 
@@ -74,7 +70,7 @@ class GroupCommitter:
         self._conn = conn
         conn.execute("PRAGMA busy_timeout = 0")  # a locked database is waited for on the loop (_flush)
         self._pending: list[_Op] = []
-        self._pending_ends: list[EndRequest] = []
+        self._pending_ends: list[QueuedEnd] = []
         self._scheduled = False
         self._deferrals = 0
         self._locked_since: float | None = None
@@ -91,7 +87,7 @@ class GroupCommitter:
         self._schedule(loop)
         return await op.future
 
-    def end(self, request: EndRequest) -> asyncio.Future[EndOutcome]:
+    def end(self, request: QueuedEnd) -> asyncio.Future[EndOutcome]:
         """Ends are the hot path: all of a batch's ends run as one UPDATE (see `end_many`).
 
         Returns the future itself rather than a coroutine: one frame less to
@@ -147,7 +143,7 @@ class GroupCommitter:
         self._locked_since = None
         return True
 
-    def _execute(self, ops: list[_Op], ends: list[EndRequest]) -> bool:
+    def _execute(self, ops: list[_Op], ends: list[QueuedEnd]) -> bool:
         """Run one batch as one transaction and hand each waiter its result; False if it could not start yet."""
         conn = self._conn
         results: list[tuple[bool, Any]] = []
@@ -168,7 +164,7 @@ class GroupCommitter:
                 conn.execute("ROLLBACK")
             results = [(False, exc)] * len(ops)
             end_results = [(False, exc)] * len(ends)
-        waiting: list[_Op | EndRequest] = [*ops, *ends]
+        waiting: list[_Op | QueuedEnd] = [*ops, *ends]
         for waiter, (ok, value) in zip(waiting, [*results, *end_results], strict=True):
             future = waiter.future
             if future is None or future.done():  # the request was cancelled (client went away)
@@ -243,7 +239,7 @@ def free_slots(conn: sqlite3.Connection, account_ids: list[str]) -> None:
         )
 
 
-def end_many(conn: sqlite3.Connection, ends: list[EndRequest]) -> list[EndOutcome]:
+def end_many(conn: sqlite3.Connection, ends: Sequence[EndRequest]) -> list[EndOutcome]:
     """The active -> ended transition for every request given, as one conditional UPDATE.
 
     The condition `status = 'active'` is what makes racing ends safe: only the
