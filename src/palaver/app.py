@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, metrics, rooms
+from palaver.api import conversations, health, metrics, personas, replicas, rooms
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -22,6 +22,8 @@ from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
+from palaver.service.personas import PersonaService
+from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
 from palaver.service.timers import TimerService
 from palaver.service.webhooks import trim_outbox_forever
@@ -56,7 +58,11 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.storage = storage
         app.state.ledger = ledger
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
-        app.state.conversations = ConversationService(storage, clock, settings.public_url, ledger=ledger)
+        app.state.replicas = ReplicaService(storage.resources, clock)
+        app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
+        app.state.conversations = ConversationService(
+            storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
+        )
         app.state.timers = TimerService(storage, clock)
         app.state.health = DatabaseHealth(storage, clock)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
@@ -90,7 +96,11 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         # Palaver exposes its own metrics instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # No slash redirects: the SDK counts a 3xx as success (api/resources.py serves both spellings).
+    app.router.redirect_slashes = False
     app.include_router(conversations.router)
+    for router in [*personas.routers(), *replicas.routers()]:
+        app.include_router(router)
     app.include_router(rooms.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -17,9 +17,10 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-async def parse_body(request: Request, model: type[M]) -> M:
+async def parse_json(request: Request, *, empty: Any = None) -> Any:
+    """The body as any JSON value (`empty` when there is none), NUL-free, or a 400."""
     raw = await request.body()
-    data: Any = {}
+    data: Any = empty
     if raw.strip():
         try:
             data = json.loads(raw)
@@ -29,13 +30,24 @@ async def parse_body(request: Request, model: type[M]) -> M:
             raise RequestValidationError(
                 [{"type": "value_error", "loc": ("body",), "msg": "Request body is nested too deeply"}]
             ) from None
-    if not isinstance(data, dict):
-        raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "not an object"}])
     where = nul_path(data)
     if where is not None:
         raise RequestValidationError(
             [{"type": "string_type", "loc": ("body", *where), "msg": "must not contain the NUL character (U+0000)"}]
         )
+    return data
+
+
+async def parse_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is `{}`), or a 400."""
+    data = await parse_json(request, empty={})
+    if not isinstance(data, dict):
+        raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "not an object"}])
+    return data
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    data = await parse_object(request)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

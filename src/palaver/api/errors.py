@@ -13,10 +13,18 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from palaver.api.fastpath import is_one_segment
-from palaver.domain.errors import ConcurrencyLimitReached, InvalidId, PalaverError
+from palaver.domain.errors import (
+    ConcurrencyLimitReached,
+    InvalidId,
+    InvalidPatch,
+    NotModified,
+    PalaverError,
+    ResourceNotFound,
+)
+from palaver.service.resources import ChangeConflict
 
 log = logging.getLogger("palaver.api")
 
@@ -49,10 +57,20 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "Invalid request"
 
 
-async def _palaver_error(_: Request, exc: Exception) -> JSONResponse:
+async def _palaver_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, PalaverError)
     if isinstance(exc, ConcurrencyLimitReached):  # Tavus uses `message` for this one
         return message(400, exc.message)
+    if isinstance(exc, ResourceNotFound):
+        return JSONResponse({exc.key: exc.message}, status_code=404)
+    if isinstance(exc, InvalidPatch):
+        return JSONResponse({exc.key: exc.message}, status_code=exc.status)
+    if isinstance(exc, NotModified):
+        # The reference gives a `message` body, but a 304 carries none (RFC 9110 15.4.5):
+        # servers and clients drop it, so Palaver sends the status alone (docs/decisions.md).
+        return Response(status_code=304)
+    if isinstance(exc, ChangeConflict):
+        return error(409, exc.message)
     return error(400, exc.message)
 
 

@@ -1,12 +1,17 @@
 """Domain errors.
 
-They carry no HTTP knowledge; `palaver.api.errors` is the one place that maps
-each to Tavus's status code and body. The hierarchy:
+They carry no HTTP knowledge beyond what differs per resource (which body key,
+and for patches which status, the contract gives); `palaver.api.errors` is the
+one place that maps each to Tavus's status code and body. The hierarchy:
 
     PalaverError
     ├── InvalidId               unknown, malformed, deleted or foreign id
     ├── ValidationFailed        a request that breaks the contract
-    └── ConcurrencyLimitReached the account's active slots are full
+    ├── ConcurrencyLimitReached the account's active slots are full
+    ├── ResourceNotFound        an unknown id of a newer resource (404)
+    ├── NotModified             a patch that changes nothing (304)
+    ├── InvalidPatch            a malformed or inapplicable JSON Patch
+    └── ReadOnly                a change to a stock object
 """
 
 from __future__ import annotations
@@ -39,3 +44,36 @@ class ValidationFailed(PalaverError):
 class ConcurrencyLimitReached(PalaverError):
     def __init__(self) -> None:
         super().__init__("User has reached maximum concurrent conversations")
+
+
+class ResourceNotFound(PalaverError):
+    """An unknown id of one of the newer resources, which Tavus answers with 404.
+
+    `key` is the body's field: `error` for objectives and guardrails,
+    `message` for documents and dictionaries (reference 1.2).
+    """
+
+    def __init__(self, message: str, key: str = "error") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class NotModified(PalaverError):
+    """A JSON Patch that leaves the object as it was (304)."""
+
+
+class InvalidPatch(PalaverError):
+    """A JSON Patch that is malformed or cannot be applied; nothing of it is applied.
+
+    `status` and `key` are the resource's own: personas answer 422 with `message`,
+    objectives and guardrails 400 with `error` (reference 6, 8, 9).
+    """
+
+    def __init__(self, message: str, *, status: int = 422, key: str = "message") -> None:
+        super().__init__(message)
+        self.status = status
+        self.key = key
+
+
+class ReadOnly(PalaverError):
+    """A change to a stock (system) object, which every account shares and none may change."""

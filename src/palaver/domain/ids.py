@@ -12,6 +12,9 @@ import re
 import secrets
 
 _CONVERSATION_ID = re.compile(r"c[0-9a-f]{6,31}")
+# Ids of the other resources: Palaver mints prefix + hex, but stock ids such as
+# pipecat's `pipecat-stream` are not hex, so only length and characters are checked.
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 def new_conversation_id() -> str:
@@ -20,6 +23,10 @@ def new_conversation_id() -> str:
 
 def is_conversation_id(value: str) -> bool:
     return _CONVERSATION_ID.fullmatch(value) is not None
+
+
+def is_resource_id(value: str) -> bool:
+    return _RESOURCE_ID.fullmatch(value) is not None
 
 
 def new_account_id() -> str:

@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from palaver.domain import conversation as lifecycle
-from palaver.domain.catalog import DEFAULT_PERSONA_ID, STOCK_PERSONAS, STOCK_REPLICAS
+from palaver.domain.catalog import DEFAULT_PERSONA_ID
 from palaver.domain.clock import Clock, iso_timestamp
 from palaver.domain.conversation import EndOutcome, ShutdownReason
 from palaver.domain.errors import InvalidId, ValidationFailed
-from palaver.domain.ids import is_conversation_id, new_conversation_id
+from palaver.domain.ids import is_conversation_id, is_resource_id, new_conversation_id
+from palaver.domain.personas import PERSONA
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.domain.tokens import meeting_token
+from palaver.service.personas import PersonaService
+from palaver.service.replicas import ReplicaService
 from palaver.storage.base import ConversationRecord, DeliveryLedger, Storage
 
 
@@ -45,18 +48,25 @@ class ConversationView:
 
 class ConversationService:
     def __init__(
-        self, storage: Storage, clock: Clock, public_url: str, *, ledger: DeliveryLedger | None = None
+        self,
+        storage: Storage,
+        clock: Clock,
+        public_url: str,
+        *,
+        ledger: DeliveryLedger | None = None,
+        personas: PersonaService | None = None,
     ) -> None:
         self._storage = storage
         self._ledger = ledger
         self._clock = clock
         self._public_url = public_url.rstrip("/")
+        self._personas = personas or PersonaService(storage.resources, clock, ReplicaService(storage.resources, clock))
 
     def conversation_url(self, conversation_id: str) -> str:
         return f"{self._public_url}/rooms/{conversation_id}"
 
     async def create(self, account_id: str, spec: CreateConversation) -> ConversationRecord:
-        persona_id, replica_id, system_prompt = self._resolve(spec)
+        persona_id, replica_id, system_prompt = await self._resolve(account_id, spec)
         now = self._clock.now()
         stamp = iso_timestamp(now)
         conversation_id = new_conversation_id()
@@ -88,22 +98,27 @@ class ConversationService:
         await self._storage.insert_conversation(record)
         return record
 
-    def _resolve(self, spec: CreateConversation) -> tuple[str, str, str]:
-        """Persona and replica as Tavus resolves them: the request's replica wins, else the persona's default."""
+    async def _resolve(self, account_id: str, spec: CreateConversation) -> tuple[str, str, str]:
+        """Persona and replica as Tavus resolves them: the request's replica wins, else the persona's default.
+
+        Either may be a stock object or one of the account's own; another account's is an invalid id.
+        """
         if spec.persona_id is None and spec.replica_id is None:
             raise ValidationFailed(
                 "replica_id is required: pass replica_id (or face_id), "
                 "or a persona_id whose persona has a default replica"
             )
-        persona = STOCK_PERSONAS.get(spec.persona_id or DEFAULT_PERSONA_ID)
-        if persona is None:
+        persona_id = spec.persona_id or DEFAULT_PERSONA_ID
+        if not is_resource_id(persona_id):
             raise InvalidId("persona_id")
-        replica_id = spec.replica_id or persona.default_replica_id
+        persona = await self._personas.document(account_id, persona_id, PERSONA)
+        replica_id = spec.replica_id or persona["default_replica_id"]
         if replica_id is None:
-            raise ValidationFailed(f"replica_id is required: persona {persona.persona_id} has no default replica")
-        if replica_id not in STOCK_REPLICAS:
+            raise ValidationFailed(f"replica_id is required: persona {persona_id} has no default replica")
+        if not is_resource_id(replica_id) or not await self._personas.replicas.usable(account_id, replica_id):
             raise InvalidId("replica_id")
-        return persona.persona_id, replica_id, persona.system_prompt
+        prompt = "\n\n".join(p for p in (persona["system_prompt"], persona["context"]) if p)
+        return persona_id, replica_id, prompt
 
     def _visible_id(self, conversation_id: str) -> str:
         if not is_conversation_id(conversation_id):

@@ -16,6 +16,7 @@ from palaver.domain.conversation import EndOutcome, History
 from palaver.domain.lanes import Lane
 from palaver.domain.shards import Shard
 from palaver.domain.timers import Deadline, TimerSettings
+from palaver.storage.resources import ResourceStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,8 @@ class AttemptResult:
 
 
 class Storage(Protocol):
+    resources: ResourceStore  # personas, replicas, tools, ... and their jobs (storage/resources.py)
+
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
         ...

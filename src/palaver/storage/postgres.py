@@ -34,6 +34,7 @@ from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
 from palaver.storage.postgres_ends import end_many
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
+from palaver.storage.postgres_resources import PostgresResources
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
 
 _KEY_COLUMNS = "key_id, account_id, name, lookup, key_hash, created_at, revoked_at"
@@ -56,6 +57,7 @@ class PostgresStorage:
         self._pool = LazyPool(url, max_size=pool_size)
         self._ends: Batcher[EndRequest, EndOutcome] = Batcher(self._pool, end_many)
         self._creates: Batcher[ConversationRecord, None] = Batcher(self._pool, insert_many)
+        self.resources = PostgresResources(self._pool)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()
