@@ -22,6 +22,7 @@ from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
+from palaver.service.jobs import JobRunner
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
@@ -58,6 +59,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.storage = storage
         app.state.ledger = ledger
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
+        app.state.jobs = JobRunner(storage.resources, clock)  # resources register their job kinds on it
         app.state.replicas = ReplicaService(storage.resources, clock)
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
         app.state.conversations = ConversationService(
@@ -66,7 +68,10 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.timers = TimerService(storage, clock)
         app.state.health = DatabaseHealth(storage, clock)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
-        tasks = [asyncio.create_task(app.state.timers.run(), name="palaver-timers")]
+        tasks = [
+            asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
+            asyncio.create_task(app.state.jobs.run(), name="palaver-jobs"),
+        ]
         if backend_of(settings.database_url) == "sqlite":
             # PostgreSQL's delivery workers delete the changes they take: nothing to trim.
             tasks.append(asyncio.create_task(trim_outbox_forever(storage, ledger), name="palaver-outbox-trim"))
@@ -82,6 +87,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.jobs.close()
             # All at once: each is given a grace period for its attempts in flight.
             await asyncio.gather(*(asyncio.to_thread(delivery_process.stop, worker) for worker in workers))
             await ledger.close()

@@ -536,3 +536,24 @@ def test_the_server_trims_what_the_ledger_took_in_chunks(tmp_path: Path, receive
         assert [c.conversation_id for c in await w.storage.read_outbox(0, 100)] == [late]
 
     scenario(tmp_path, body)
+
+
+def test_resource_callbacks_are_delivered_once_signed_and_in_order(tmp_path: Path, receiver: Receiver) -> None:
+    """A resource's callback (replica training, document status) goes through the same outbox and ledger."""
+    from palaver.storage.resources import Callback
+
+    async def body(w: World) -> None:
+        url = receiver.url("/resource")
+        first = Callback("rabc123", w.account, "replica.trained", url, {"replica_id": "rabc123", "status": "ready"})
+        await w.storage.resources.enqueue_callback(first, w.clock.now())
+        await w.storage.resources.enqueue_callback(first, w.clock.now())  # a job run again after a crash
+        second = Callback("dabc-1", w.account, "document.status", url, {"document_id": "dabc", "status": "ready"})
+        await w.storage.resources.enqueue_callback(second, w.clock.now())
+        await w.drain(w.worker())
+        assert receiver.ids("/resource") == ["rabc123.replica.trained", "dabc-1.document.status"]
+        bodies = [r.json for r in receiver.at("/resource")]
+        assert bodies == [{"replica_id": "rabc123", "status": "ready"}, {"document_id": "dabc", "status": "ready"}]
+        assert all("webhook-signature" in r.headers for r in receiver.at("/resource"))
+        assert {d.status for d in await w.ledger.list_deliveries()} == {"delivered"}
+
+    scenario(tmp_path, body)

@@ -79,6 +79,11 @@ def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[
             elif change.detail:
                 replay.append(change.detail)
             continue
+        if change.change == "callback":
+            callback = callback_delivery(change, lane)
+            if callback is not None:
+                new.append(callback)
+            continue
         history, account_id = change.history, change.account_id
         if history is None or account_id is None or not history.callback_url:
             continue
@@ -99,6 +104,20 @@ def render(changes: list[OutboxChange], lane: Lane | None = None) -> tuple[list[
                 )
             )
     return new, purge, replay
+
+
+def callback_delivery(change: OutboxChange, lane: Lane | None) -> NewDelivery | None:
+    """The delivery of a resource callback (storage/resources.py, `Callback`): rendered when queued."""
+    try:
+        detail = json.loads(change.detail or "")
+        event_type, url, account_id, body = detail["event_type"], detail["url"], detail["account_id"], detail["body"]
+    except (ValueError, KeyError, TypeError):
+        log.error("outbox callback %s is malformed; dropped", change.seq)
+        return None
+    if lane is not None and lane_of(event_type) is not lane:
+        return None
+    event_id = f"{change.conversation_id}.{event_type}"
+    return NewDelivery(event_id, change.conversation_id, account_id, event_type, url, body, change.at_epoch)
 
 
 class DeliveryWorker:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from palaver.storage.postgres_pool import LazyPool
-from palaver.storage.resources import JobRecord, ResourceRecord, dump
+from palaver.storage.resources import Callback, JobRecord, ResourceRecord, dump
 
 _COLUMNS = "kind, resource_id, account_id, body, version, created_at, updated_at"
 
@@ -81,6 +81,15 @@ class PostgresResources:
         )
         return status == "DELETE 1"
 
+    async def enqueue_callback(self, callback: Callback, at_epoch: float) -> None:
+        pool = await self._pool.get()
+        await pool.execute(
+            "INSERT INTO webhook_outbox (conversation_id, change, detail, at_epoch) VALUES ($1, 'callback', $2, $3)",
+            callback.key,
+            callback.detail(),
+            at_epoch,
+        )
+
     # jobs -----------------------------------------------------------------------------------------
 
     async def add_job(self, job: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
@@ -111,6 +120,12 @@ class PostgresResources:
             limit,
         )
         return [JobRecord(*row) for row in rows]
+
+    async def retry_job(self, job_id: str, run_after_epoch: float) -> None:
+        pool = await self._pool.get()
+        await pool.execute(
+            "UPDATE jobs SET run_after_epoch = $1 WHERE job_id = $2 AND state = 'pending'", run_after_epoch, job_id
+        )
 
     async def finish_job(self, job_id: str) -> None:
         pool = await self._pool.get()

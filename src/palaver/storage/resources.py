@@ -37,6 +37,27 @@ class ResourceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Callback:
+    """A webhook about a resource rather than a conversation.
+
+    `key` stands where a conversation id stands in the outbox and the ledger: one
+    delivery per (key, event_type), in order per key. It must not contain a dot
+    (event ids are `<key>.<event_type>`).
+    """
+
+    key: str
+    account_id: str
+    event_type: str
+    url: str
+    body: dict[str, Any]
+
+    def detail(self) -> str:
+        """What the outbox row carries: everything the delivery worker needs to render it."""
+        return dump({"account_id": self.account_id, "event_type": self.event_type, "url": self.url,
+                     "body": dump(self.body)})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """Background work on one resource.
 
@@ -72,6 +93,15 @@ class ResourceStore(Protocol):
         """Remove the object; False if there was none of this account's."""
         ...
 
+    async def enqueue_callback(self, callback: Callback, at_epoch: float) -> None:
+        """Queue a resource's callback (training done, document status) on the webhook outbox.
+
+        Delivered like conversation webhooks: signed, retried, in order per key. Its
+        event id is stable, so queueing the same callback twice (a job run again after
+        a crash) delivers it once.
+        """
+        ...
+
     # jobs -----------------------------------------------------------------------------------------
 
     async def add_job(self, job: JobRecord, run_after_epoch: float, created_epoch: float) -> None: ...
@@ -79,6 +109,10 @@ class ResourceStore(Protocol):
     async def claim_jobs(self, kinds: list[str], now: float, lease_s: float, limit: int) -> list[JobRecord]:
         """Pending jobs of these kinds that are due, each leased until `now + lease_s` (its attempts
         counted): nobody else claims it before, and if its holder dies it is claimed again after."""
+        ...
+
+    async def retry_job(self, job_id: str, run_after_epoch: float) -> None:
+        """Release the job's lease early: claimable again from `run_after_epoch`."""
         ...
 
     async def finish_job(self, job_id: str) -> None:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from palaver.storage.resources import JobRecord, ResourceRecord, dump
+from palaver.storage.resources import Callback, JobRecord, ResourceRecord, dump
 from palaver.storage.sqlite_writer import GroupCommitter
 
 _COLUMNS = "kind, resource_id, account_id, body, version, created_at, updated_at"
@@ -73,6 +73,14 @@ class SQLiteResources:
 
         return await self._writer.submit(op)
 
+    async def enqueue_callback(self, callback: Callback, at_epoch: float) -> None:
+        await self._writer.submit(
+            lambda c: c.execute(
+                "INSERT INTO webhook_outbox (conversation_id, change, detail, at_epoch) VALUES (?, 'callback', ?, ?)",
+                (callback.key, callback.detail(), at_epoch),
+            )
+        )
+
     # jobs -----------------------------------------------------------------------------------------
 
     async def add_job(self, job: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
@@ -100,6 +108,13 @@ class SQLiteResources:
             return [JobRecord(*row) for row in rows]
 
         return await self._writer.submit(op)
+
+    async def retry_job(self, job_id: str, run_after_epoch: float) -> None:
+        await self._writer.submit(
+            lambda c: c.execute(
+                "UPDATE jobs SET run_after_epoch = ? WHERE job_id = ? AND state = 'pending'", (run_after_epoch, job_id)
+            )
+        )
 
     async def finish_job(self, job_id: str) -> None:
         await self._writer.submit(lambda c: c.execute("UPDATE jobs SET state = 'done' WHERE job_id = ?", (job_id,)))
