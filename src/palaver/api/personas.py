@@ -9,7 +9,7 @@ vocabulary passed to `persona_router` says.
 # annotations name this call's vocabulary, and FastAPI evaluates them at registration.
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
@@ -55,23 +55,23 @@ def persona_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter:
             documents.reverse()
         return listing([vocabulary.render(d) for d in documents], page=page, limit=limit, first_page=1)
 
-    async def get(request: Request, resource_id: str) -> JSONResponse:
+    async def get(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         document = await personas(request).document(deps.account_id(request), resource_id, vocabulary)
         return JSONResponse(vocabulary.render(document))
 
-    async def patch(request: Request, resource_id: str) -> JSONResponse:
+    async def patch(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         operations = await parse_json(request)
         document = await personas(request).patch(deps.account_id(request), resource_id, operations, vocabulary)
         return JSONResponse(vocabulary.render(document))
 
-    async def delete(request: Request, resource_id: str) -> Response:
+    async def delete(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> Response:
         checked_id(resource_id, missing)
         await personas(request).delete(deps.account_id(request), resource_id, vocabulary)
         return no_content()
 
-    item = "/{resource_id}"
+    item = "/{" + id_field + "}"
     route(
         router,
         "",

@@ -8,7 +8,7 @@ rename and the delete every replica has.
 # annotations name this call's vocabulary, and FastAPI evaluates them at registration.
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
@@ -60,7 +60,7 @@ def replica_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter:
 
     async def get(
         request: Request,
-        resource_id: str,
+        resource_id: Annotated[str, Path(alias=id_field)],
         verbose: Annotated[bool, Query(description=f"Include {vocabulary.name('replica_type')}.")] = False,
     ) -> JSONResponse:
         checked_id(resource_id, missing)
@@ -68,7 +68,7 @@ def replica_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter:
             await replicas(request).get(deps.account_id(request), resource_id, vocabulary, verbose=verbose)
         )
 
-    async def rename(request: Request, resource_id: str) -> JSONResponse:
+    async def rename(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         body = await parse_object(request)
         name = body.get(vocabulary.name("replica_name"))
@@ -76,14 +76,14 @@ def replica_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter:
 
     async def delete(
         request: Request,
-        resource_id: str,
+        resource_id: Annotated[str, Path(alias=id_field)],
         hard: Annotated[bool, Query(description="Also purge the training footage and thumbnail.")] = False,
     ) -> Response:
         checked_id(resource_id, missing)
         await replicas(request).delete(deps.account_id(request), resource_id, vocabulary, hard=hard)
         return Response(status_code=200)
 
-    item = "/{resource_id}"
+    item = "/{" + id_field + "}"
     route(router, "", list_all, methods=["GET"], summary=f"List {noun}s", responses=invalid)
     route(router, item, get, methods=["GET"], summary=f"Get {noun}", both_slashes=False, responses=invalid)
     route(router, item + "/name", rename, methods=["PATCH"], summary=f"Rename {noun}", responses=invalid)
