@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, metrics, personas, replicas, rooms
+from palaver.api import conversations, health, metrics, pal_tools, personas, replicas, rooms, skills, tools
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -23,10 +23,12 @@ from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
 from palaver.service.jobs import JobRunner
+from palaver.service.pal_capabilities import PalCapabilities
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
 from palaver.service.timers import TimerService
+from palaver.service.tools import ToolService
 from palaver.service.webhooks import trim_outbox_forever
 from palaver.settings import Settings
 from palaver.storage import open_storage
@@ -62,6 +64,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.jobs = JobRunner(storage.resources, clock)  # resources register their job kinds on it
         app.state.replicas = ReplicaService(storage.resources, clock)
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
+        app.state.tools = ToolService(storage.resources, clock, app.state.personas)
+        app.state.pal_capabilities = PalCapabilities(app.state.personas, app.state.tools, storage.resources)
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
         )
@@ -106,6 +110,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     app.router.redirect_slashes = False
     app.include_router(conversations.router)
     for router in [*personas.routers(), *replicas.routers()]:
+        app.include_router(router)
+    for router in [tools.router, *pal_tools.routers(), *skills.routers()]:  # tools, PAL tools, skills
         app.include_router(router)
     app.include_router(rooms.router)
     app.include_router(health.router)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from palaver.domain.errors import ValidationFailed
+from palaver.domain.skills import SkillMap
 from palaver.domain.vocabulary import Vocabulary
 
 PIPELINE_MODES = ("full", "echo", "speech-to-speech")
@@ -81,6 +82,7 @@ class PersonaDocument(BaseModel):
     memories: list[str] = Field(default_factory=list, max_length=1000)
     is_template: bool = False
     layers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skills: SkillMap = Field(default_factory=dict, description='Attached skills: {"<skill_id>": {"config": {...}}}.')
 
     @field_validator("layers")
     @classmethod
