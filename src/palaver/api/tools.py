@@ -22,7 +22,10 @@ from palaver.service.tools import ToolService, tool_not_found
 
 router = APIRouter(prefix="/v2/tools", tags=["Tools"])
 
-BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody, "description": "The body breaks a tool rule"}}
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body breaks a tool rule"},
+    413: {"model": ErrorBody, "description": "Body over 1 MiB"},
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": 'Unknown, malformed or foreign id: `{"error": "Tool not found"}`'},
     **UNAUTHORIZED,
