@@ -8,7 +8,7 @@ both spellings of the collection are served (api/resources.py).
 # and FastAPI evaluates their annotations at registration.
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
@@ -52,24 +52,24 @@ def pal_tools_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter
     def missing() -> InvalidId:
         return InvalidId(id_field)
 
-    async def list_tools(request: Request, resource_id: str) -> JSONResponse:
+    async def list_tools(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         return rows(await capabilities(request).tools_of(deps.account_id(request), resource_id, vocabulary))
 
-    async def attach(request: Request, resource_id: str) -> JSONResponse:
+    async def attach(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         body = await parse_body(request, AttachTools)
         account = deps.account_id(request)
         return rows(await capabilities(request).attach_tools(account, resource_id, body.tool_ids, vocabulary))
 
-    async def detach(request: Request, resource_id: str, tool_id: str) -> Response:
+    async def detach(request: Request, resource_id: Annotated[str, Path(alias=id_field)], tool_id: str) -> Response:
         checked_id(resource_id, missing)
         # The tool id is only looked for in the PAL's list, never in storage: no format check needed.
         account = deps.account_id(request)
         await capabilities(request).detach_tool(account, resource_id, tool_id, vocabulary)
         return no_content()
 
-    collection = "/{resource_id}/tools"
+    collection = "/{" + id_field + "}/tools"
     route(router, collection, list_tools, methods=["GET"], summary=f"List {noun} Tools", responses=invalid)
     route(router, collection, attach, methods=["POST"], summary=f"Attach Tools to {noun}",
           openapi_extra=request_body_schema(AttachTools), responses=invalid)  # fmt: skip

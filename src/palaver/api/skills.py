@@ -8,9 +8,9 @@ attached").
 
 # No `from __future__ import annotations`: the routes are closures built per vocabulary,
 # and FastAPI evaluates their annotations at registration.
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
@@ -83,22 +83,26 @@ def pal_skills_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRoute
     def missing() -> InvalidId:
         return InvalidId(id_field)
 
-    async def list_attached(request: Request, resource_id: str) -> JSONResponse:
+    async def list_attached(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         return JSONResponse(await capabilities(request).skills_of(deps.account_id(request), resource_id, vocabulary))
 
-    async def replace_all(request: Request, resource_id: str) -> JSONResponse:
+    async def replace_all(request: Request, resource_id: Annotated[str, Path(alias=id_field)]) -> JSONResponse:
         checked_id(resource_id, missing)
         body = await parse_body(request, SkillMapBody)
         account = deps.account_id(request)
         return JSONResponse(await capabilities(request).replace_skills(account, resource_id, body.skills, vocabulary))
 
-    async def get_one(request: Request, resource_id: str, skill_id: str) -> JSONResponse:
+    async def get_one(
+        request: Request, resource_id: Annotated[str, Path(alias=id_field)], skill_id: str
+    ) -> JSONResponse:
         checked_id(resource_id, missing)
         account = deps.account_id(request)
         return JSONResponse(await capabilities(request).skill_of(account, resource_id, skill_id, vocabulary))
 
-    async def put_one(request: Request, resource_id: str, skill_id: str) -> JSONResponse:
+    async def put_one(
+        request: Request, resource_id: Annotated[str, Path(alias=id_field)], skill_id: str
+    ) -> JSONResponse:
         checked_id(resource_id, missing)
         body = await parse_body(request, SkillConfig)
         account = deps.account_id(request)
@@ -106,7 +110,9 @@ def pal_skills_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRoute
             await capabilities(request).put_skill(account, resource_id, skill_id, body.config, vocabulary)
         )
 
-    async def patch_one(request: Request, resource_id: str, skill_id: str) -> JSONResponse:
+    async def patch_one(
+        request: Request, resource_id: Annotated[str, Path(alias=id_field)], skill_id: str
+    ) -> JSONResponse:
         checked_id(resource_id, missing)
         body = await parse_body(request, SkillConfig)
         account = deps.account_id(request)
@@ -114,12 +120,14 @@ def pal_skills_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRoute
             await capabilities(request).patch_skill(account, resource_id, skill_id, body.config, vocabulary)
         )
 
-    async def delete_one(request: Request, resource_id: str, skill_id: str) -> Response:
+    async def delete_one(
+        request: Request, resource_id: Annotated[str, Path(alias=id_field)], skill_id: str
+    ) -> Response:
         checked_id(resource_id, missing)
         await capabilities(request).delete_skill(deps.account_id(request), resource_id, skill_id, vocabulary)
         return no_content()
 
-    collection = "/{resource_id}/skills"
+    collection = "/{" + id_field + "}/skills"
     item = collection + "/{skill_id}"
     route(router, collection, list_attached, methods=["GET"], summary=f"List {noun} Skills", responses=invalid)
     route(router, collection, replace_all, methods=["PUT"], summary=f"Replace {noun} Skills",
