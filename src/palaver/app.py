@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from palaver import __version__
 from palaver.api import conversations, health, metrics, personas, replicas, rooms
+from palaver.api import objectives as objectives_api
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -22,6 +23,7 @@ from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
+from palaver.service.objectives import ObjectivesService
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
@@ -60,6 +62,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
         app.state.replicas = ReplicaService(storage.resources, clock)
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
+        app.state.objectives = ObjectivesService(storage.resources, clock, app.state.personas)
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
         )
@@ -101,6 +104,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     app.include_router(conversations.router)
     for router in [*personas.routers(), *replicas.routers()]:
         app.include_router(router)
+    app.include_router(objectives_api.router)
     app.include_router(rooms.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
