@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from palaver import __version__
 from palaver.api import conversations, health, metrics, personas, replicas, rooms
+from palaver.api import dictionaries as dictionaries_api
 from palaver.api import guardrails as guardrails_api
 from palaver.api import objectives as objectives_api
 from palaver.api.errors import install_error_handlers
@@ -23,6 +24,7 @@ from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.dictionaries import DictionaryService
 from palaver.service.guardrails import GuardrailService
 from palaver.service.health import DatabaseHealth
 from palaver.service.objectives import ObjectivesService
@@ -66,6 +68,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
         app.state.objectives = ObjectivesService(storage.resources, clock, app.state.personas)
         app.state.guardrails = GuardrailService(storage.resources, clock, app.state.personas)
+        app.state.dictionaries = DictionaryService(storage.resources, clock, app.state.personas)
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
         )
@@ -109,6 +112,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.include_router(router)
     app.include_router(objectives_api.router)
     app.include_router(guardrails_api.router)
+    app.include_router(dictionaries_api.router)
     app.include_router(rooms.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
