@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object
+from palaver.api.objectives import BAD_QUERY
 from palaver.api.resources import UNAUTHORIZED, checked_id, listing, newest_first, no_content, route
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.service.dictionaries import DictionaryService, not_found
@@ -76,9 +77,12 @@ route(
     methods=["POST"],
     summary="Create pronunciation dictionary",
     status_code=201,
-    responses={400: {"model": ErrorBody, "description": '`{"error": "Invalid request: name is required"}`'}},
+    responses={
+        400: {"model": ErrorBody, "description": '`{"error": "Invalid request: name is required"}`'},
+        **UNAUTHORIZED,
+    },
 )
-route(router, "", list_all, methods=["GET"], summary="List pronunciation dictionaries", responses=UNAUTHORIZED)
+route(router, "", list_all, methods=["GET"], summary="List pronunciation dictionaries", responses=BAD_QUERY)
 route(
     router, ITEM, get, methods=["GET"], summary="Get pronunciation dictionary", both_slashes=False, responses=NOT_FOUND
 )

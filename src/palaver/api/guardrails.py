@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object
+from palaver.api.objectives import BAD_QUERY, BadRequestBody
 from palaver.api.resources import UNAUTHORIZED, checked_id, listing, newest_first, no_content, route
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.domain.errors import InvalidId
@@ -115,10 +116,13 @@ route(
     create,
     methods=["POST"],
     summary="Create a guardrail set or a single guardrail",
-    responses={400: {"model": MessageBody, "description": '`{"message": "guardrail_name is required"}`'}},
+    responses={
+        400: {"model": BadRequestBody, "description": '`{"message": "guardrail_name is required"}`'},
+        **UNAUTHORIZED,
+    },
 )
-route(router, "", list_all, methods=["GET"], summary="List guardrails", responses=UNAUTHORIZED)
-route(router, "/tags", list_tags, methods=["GET"], summary="List guardrail tags", responses=UNAUTHORIZED)
+route(router, "", list_all, methods=["GET"], summary="List guardrails", responses=BAD_QUERY)
+route(router, "/tags", list_tags, methods=["GET"], summary="List guardrail tags", responses=BAD_QUERY)
 route(router, ITEM, get, methods=["GET"], summary="Get guardrails", both_slashes=False, responses=NOT_FOUND)
 route(
     router,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
+from palaver.api.objectives import BAD_QUERY
 from palaver.api.resources import UNAUTHORIZED, listing, newest_first, no_content, route
 from palaver.api.schemas import MessageBody
 from palaver.service.memories import MemoryService
@@ -56,7 +57,7 @@ async def delete_memory(request: Request, memory_store: str, memory_id: str) -> 
 
 
 STORE = "/v2/memory-stores/{memory_store_id}"
-route(router, "/v2/memory-stores", list_stores, methods=["GET"], summary="List memory stores", responses=UNAUTHORIZED)
+route(router, "/v2/memory-stores", list_stores, methods=["GET"], summary="List memory stores", responses=BAD_QUERY)
 route(router, STORE, get_store, methods=["GET"], summary="Get a memory store", both_slashes=False, responses=NOT_FOUND)
 route(
     router,

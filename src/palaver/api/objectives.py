@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
@@ -20,6 +21,19 @@ from palaver.domain.errors import InvalidId
 from palaver.service.objectives import ObjectivesService
 
 router = APIRouter(prefix="/v2/objectives", tags=["Objectives"])
+
+
+class BadRequestBody(BaseModel):
+    """A 400 of a create: `message` for a broken rule (reference 1.2), `error` for a body that is not JSON."""
+
+    message: str | None = None
+    error: str | None = None
+
+
+BAD_QUERY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A query parameter out of range"},
+    **UNAUTHORIZED,
+}
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": '`{"error": "Invalid objectives_id"}` for an id that cannot be one'},
@@ -98,7 +112,7 @@ route(
     methods=["POST"],
     summary="Create objectives",
     responses={
-        400: {"model": MessageBody, "description": '`{"message": "objective_name is required"}`'},
+        400: {"model": BadRequestBody, "description": '`{"message": "objective_name is required"}`'},
         **UNAUTHORIZED,
     },
 )
@@ -110,7 +124,7 @@ route(
     summary="Validate objectives without storing them",
     responses={400: {"description": '`{"valid": false, "message": "...", "errors": ["..."]}`'}, **UNAUTHORIZED},
 )
-route(router, "", list_all, methods=["GET"], summary="List objectives", responses=UNAUTHORIZED)
+route(router, "", list_all, methods=["GET"], summary="List objectives", responses=BAD_QUERY)
 route(router, ITEM, get, methods=["GET"], summary="Get objectives", both_slashes=False, responses=NOT_FOUND)
 route(
     router,

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse
 
-from palaver.api.resources import UNAUTHORIZED, listing, route
+from palaver.api.objectives import BAD_QUERY
+from palaver.api.resources import listing, route
 from palaver.domain.voices import find_voices
 
 router = APIRouter(prefix="/v2/voices", tags=["Voices"])
@@ -30,4 +31,4 @@ async def list_voices(
     return listing(voices, page=page, limit=limit, first_page=1, extra={"page": page, "limit": limit})
 
 
-route(router, "", list_voices, methods=["GET"], summary="List stock voices", responses=UNAUTHORIZED)
+route(router, "", list_voices, methods=["GET"], summary="List stock voices", responses=BAD_QUERY)
