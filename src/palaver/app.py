@@ -12,6 +12,12 @@ from fastapi import FastAPI
 
 from palaver import __version__
 from palaver.api import conversations, health, metrics, pal_tools, personas, replicas, rooms, skills, tools
+from palaver.api import deprecated as deprecated_api
+from palaver.api import dictionaries as dictionaries_api
+from palaver.api import guardrails as guardrails_api
+from palaver.api import memories as memories_api
+from palaver.api import objectives as objectives_api
+from palaver.api import voices as voices_api
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -21,8 +27,12 @@ from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.dictionaries import DictionaryService
+from palaver.service.guardrails import GuardrailService
 from palaver.service.health import DatabaseHealth
 from palaver.service.jobs import JobRunner
+from palaver.service.memories import MemoryService
+from palaver.service.objectives import ObjectivesService
 from palaver.service.pal_capabilities import PalCapabilities
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
@@ -66,6 +76,10 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
         app.state.tools = ToolService(storage.resources, clock, app.state.personas)
         app.state.pal_capabilities = PalCapabilities(app.state.personas, app.state.tools, storage.resources)
+        app.state.objectives = ObjectivesService(storage.resources, clock, app.state.personas)
+        app.state.guardrails = GuardrailService(storage.resources, clock, app.state.personas)
+        app.state.dictionaries = DictionaryService(storage.resources, clock, app.state.personas)
+        app.state.memories = MemoryService(storage.resources, clock)
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
         )
@@ -113,6 +127,12 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.include_router(router)
     for router in [tools.router, *pal_tools.routers(), *skills.routers()]:  # tools, PAL tools, skills
         app.include_router(router)
+    app.include_router(objectives_api.router)
+    app.include_router(guardrails_api.router)
+    app.include_router(dictionaries_api.router)
+    app.include_router(voices_api.router)
+    app.include_router(memories_api.router)
+    app.include_router(deprecated_api.router)
     app.include_router(rooms.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from palaver.api.fastpath import is_one_segment
 from palaver.domain.errors import (
     ConcurrencyLimitReached,
+    InvalidBody,
     InvalidId,
     InvalidPatch,
     NotModified,
@@ -60,6 +61,8 @@ def _describe(exc: RequestValidationError) -> str:
 async def _palaver_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, PalaverError)
     if isinstance(exc, ConcurrencyLimitReached):  # Tavus uses `message` for this one
+        return message(400, exc.message)
+    if isinstance(exc, InvalidBody):
         return message(400, exc.message)
     if isinstance(exc, ResourceNotFound):
         return JSONResponse({exc.key: exc.message}, status_code=404)

@@ -7,6 +7,7 @@ one place that maps each to Tavus's status code and body. The hierarchy:
     PalaverError
     ├── InvalidId               unknown, malformed, deleted or foreign id
     ├── ValidationFailed        a request that breaks the contract
+    │   └── InvalidBody         the same, answered with `message` (objectives, guardrails)
     ├── ConcurrencyLimitReached the account's active slots are full
     ├── ResourceNotFound        an unknown id of a newer resource (404)
     ├── NotModified             a patch that changes nothing (304)
@@ -39,6 +40,11 @@ class InvalidId(PalaverError):
 
 class ValidationFailed(PalaverError):
     pass
+
+
+class InvalidBody(ValidationFailed):
+    """A create body that breaks the rules, where Tavus answers 400 with `message`, not `error`
+    (objectives and guardrails: `{"message": "objective_name is required"}`, reference 1.2)."""
 
 
 class ConcurrencyLimitReached(PalaverError):
