@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, metrics, personas, replicas, rooms
+from palaver.api import conversations, documents, health, metrics, personas, replicas, rooms
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -21,6 +21,8 @@ from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.document_processing import JOB_KIND as DOCUMENT_JOB
+from palaver.service.documents import DocumentService
 from palaver.service.health import DatabaseHealth
 from palaver.service.jobs import JobRunner
 from palaver.service.personas import PersonaService
@@ -62,6 +64,9 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.jobs = JobRunner(storage.resources, clock)  # resources register their job kinds on it
         app.state.replicas = ReplicaService(storage.resources, clock)
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
+        app.state.documents = DocumentService(storage.resources, storage.document_chunks, clock, app.state.jobs,
+                                              allow_private=settings.allow_private_callbacks)  # fmt: skip
+        app.state.jobs.register(DOCUMENT_JOB, app.state.documents.job_kind())
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
         )
@@ -107,6 +112,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     app.include_router(conversations.router)
     for router in [*personas.routers(), *replicas.routers()]:
         app.include_router(router)
+    app.include_router(documents.router)
     app.include_router(rooms.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
