@@ -301,11 +301,22 @@ def _units(text: str, size: int) -> list[tuple[str, str]]:
     return units
 
 
+def _tail(chunk: str, overlap: int) -> str:
+    """The last whole sentences of `chunk` that fit in `overlap` characters ("" if even the last does not)."""
+    sentences = [s for s in _SENTENCE_END.split(chunk.rsplit("\n\n", 1)[-1]) if s]
+    kept: list[str] = []
+    for sentence in reversed(sentences):
+        if len(" ".join([sentence, *kept])) > overlap:
+            break
+        kept.insert(0, sentence)
+    return " ".join(kept)
+
+
 def chunk_text(text: str, size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP) -> list[str]:
     """Split text into chunks of at most `size` characters on paragraph, then sentence, boundaries.
 
-    Consecutive chunks share up to `overlap` characters: the last whole units
-    (paragraphs or sentences) of a chunk start the next one, so a passage that
+    Consecutive chunks share up to `overlap` characters: the last whole sentences
+    of a chunk (of its last paragraph) start the next one, so a passage that
     spans a boundary is found whole in one of them.
     """
     chunks: list[str] = []
@@ -317,12 +328,8 @@ def chunk_text(text: str, size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP) 
     for unit in _units(normalise_text(text), size):
         if current and len(joined([*current, unit])) > size:
             chunks.append(joined(current))
-            tail: list[tuple[str, str]] = []
-            for previous in reversed(current):
-                if len(joined([previous, *tail])) > overlap:
-                    break
-                tail.insert(0, previous)
-            current = tail if len(joined([*tail, unit])) <= size else []
+            tail = _tail(chunks[-1], overlap)
+            current = [("", tail)] if tail and len(tail) + len(unit[0]) + len(unit[1]) <= size else []
         current.append(unit)
     if current:
         chunks.append(joined(current))
