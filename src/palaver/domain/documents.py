@@ -126,8 +126,11 @@ class RecrawlDocument(BaseModel):
 
 
 def is_http_url(value: str) -> bool:
+    if any(c <= " " or c == "\x7f" for c in value):
+        return False
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
