@@ -207,7 +207,7 @@ def test_the_runner_gives_up_and_the_document_says_so(backend: Backend, origin: 
             w.clock.advance(31)
         got = w.get(did)
         assert got["status"] == "error" and got["error_message"] == "contact_support"
-        assert "database fell over" in got["error_details"]
+        assert got["error_details"] == "Processing failed repeatedly; the server's log says why"
     finally:
         w.close()
 

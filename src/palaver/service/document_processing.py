@@ -149,7 +149,9 @@ class DocumentProcessor:
         record = await self.resources.find(job.account_id, job.resource_id)
         if record is None or record.body["status"] in doc.DONE:
             return
-        failure = ProcessingError(doc.CONTACT_SUPPORT, f"Processing failed repeatedly: {reason}")
+        # The reason (an exception's text) stays in the server's log: it may name internals.
+        log.error("document %s: processing given up: %s", job.resource_id, reason)
+        failure = ProcessingError(doc.CONTACT_SUPPORT, "Processing failed repeatedly; the server's log says why")
         try:
             body = await self._finish(job, record.body.get("_run", 1), failure, None)
         except Stale:

@@ -80,10 +80,10 @@ class DocumentService:
             await self._check_crawl_limits(account_id, counting_new=True)
         document_id = doc.new_document_id()
         record = await self.resources.add(account_id, document_id, doc.new_document(document_id, request))
-        # The job is durable once submitted; if the process dies between these two lines the
-        # document stays `started` with no job (an error the client sees as never progressing).
-        await self.jobs.submit(JOB_KIND, account_id, document_id)
+        # `started` is queued before the job exists, so it is delivered before the job's own callbacks.
+        # If the process dies before the job is submitted, the document stays `started` with no job.
         await self.processor.notify(account_id, record.body)
+        await self.jobs.submit(JOB_KIND, account_id, document_id)
         return doc.shown(record.body)
 
     async def update(self, account_id: str, document_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -129,8 +129,8 @@ class DocumentService:
             return current
 
         changed = await self.resources.change(account_id, document_id, change)
+        await self.processor.notify(account_id, changed.body)  # before the job's own callbacks
         await self.jobs.submit(JOB_KIND, account_id, document_id)
-        await self.processor.notify(account_id, changed.body)
         return doc.shown(changed.body)
 
     async def _check_crawl_limits(self, account_id: str, *, counting_new: bool) -> None:
