@@ -22,8 +22,9 @@ from palaver.service.documents import DocumentFilter, DocumentService, RecrawlCo
 
 router = APIRouter(prefix="/v2/documents", tags=["Documents"])
 
-NOT_FOUND = {404: {"model": MessageBody, "description": '`{"message": "Document not found"}`'}, **UNAUTHORIZED}
-BAD = {400: {"model": ErrorBody}}
+BAD = {400: {"model": ErrorBody, "description": 'A malformed body or query: `{"error": "Invalid request: ..."}`'}}
+# Item routes: 404 for an unknown id, and 400 for a malformed query parameter (`verbose`, ...).
+NOT_FOUND = {404: {"model": MessageBody, "description": '`{"message": "Document not found"}`'}, **BAD, **UNAUTHORIZED}
 LIMITED = {429: {"model": ErrorBody, "description": "Crawl document limit, concurrent crawls or recrawl cooldown"}}
 MAX_CHUNK_LIMIT = 1000
 
