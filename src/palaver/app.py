@@ -11,13 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, metrics, pal_tools, personas, replicas, rooms, skills, tools
-from palaver.api import deprecated as deprecated_api
-from palaver.api import dictionaries as dictionaries_api
-from palaver.api import guardrails as guardrails_api
-from palaver.api import memories as memories_api
-from palaver.api import objectives as objectives_api
-from palaver.api import voices as voices_api
+from palaver.api import routes
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -25,21 +19,9 @@ from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
 from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
-from palaver.service.auth import Authenticator
-from palaver.service.conversations import ConversationService
-from palaver.service.dictionaries import DictionaryService
-from palaver.service.guardrails import GuardrailService
-from palaver.service.health import DatabaseHealth
-from palaver.service.jobs import JobRunner
-from palaver.service.memories import MemoryService
-from palaver.service.objectives import ObjectivesService
-from palaver.service.pal_capabilities import PalCapabilities
-from palaver.service.personas import PersonaService
-from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
-from palaver.service.timers import TimerService
-from palaver.service.tools import ToolService
 from palaver.service.webhooks import trim_outbox_forever
+from palaver.services import build_services
 from palaver.settings import Settings
 from palaver.storage import open_storage
 from palaver.storage.base import backend_of, open_ledger
@@ -68,23 +50,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         await storage.migrate()
         ledger = open_ledger(settings.database_url)
         await ledger.migrate()
-        app.state.storage = storage
-        app.state.ledger = ledger
-        app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
-        app.state.jobs = JobRunner(storage.resources, clock)  # resources register their job kinds on it
-        app.state.replicas = ReplicaService(storage.resources, clock)
-        app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
-        app.state.tools = ToolService(storage.resources, clock, app.state.personas)
-        app.state.pal_capabilities = PalCapabilities(app.state.personas, app.state.tools, storage.resources)
-        app.state.objectives = ObjectivesService(storage.resources, clock, app.state.personas)
-        app.state.guardrails = GuardrailService(storage.resources, clock, app.state.personas)
-        app.state.dictionaries = DictionaryService(storage.resources, clock, app.state.personas)
-        app.state.memories = MemoryService(storage.resources, clock)
-        app.state.conversations = ConversationService(
-            storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
-        )
-        app.state.timers = TimerService(storage, clock)
-        app.state.health = DatabaseHealth(storage, clock)
+        build_services(app.state, storage, ledger, clock, settings)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
         tasks = [
             asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
@@ -122,20 +88,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     )
     # No slash redirects: the SDK counts a 3xx as success (api/resources.py serves both spellings).
     app.router.redirect_slashes = False
-    app.include_router(conversations.router)
-    for router in [*personas.routers(), *replicas.routers()]:
+    for router in routes.routers():
         app.include_router(router)
-    for router in [tools.router, *pal_tools.routers(), *skills.routers()]:  # tools, PAL tools, skills
-        app.include_router(router)
-    app.include_router(objectives_api.router)
-    app.include_router(guardrails_api.router)
-    app.include_router(dictionaries_api.router)
-    app.include_router(voices_api.router)
-    app.include_router(memories_api.router)
-    app.include_router(deprecated_api.router)
-    app.include_router(rooms.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
     install_error_handlers(app)
     install_openapi(app)
     # Added last, runs first: the key is checked before the body is even looked at.

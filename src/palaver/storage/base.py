@@ -16,6 +16,7 @@ from palaver.domain.conversation import EndOutcome, History
 from palaver.domain.lanes import Lane
 from palaver.domain.shards import Shard
 from palaver.domain.timers import Deadline, TimerSettings
+from palaver.storage.document_chunks import DocumentChunks
 from palaver.storage.resources import ResourceStore
 
 
@@ -143,6 +144,7 @@ class AttemptResult:
 
 class Storage(Protocol):
     resources: ResourceStore  # personas, replicas, tools, ... and their jobs (storage/resources.py)
+    document_chunks: DocumentChunks  # documents' text, full-text searched (storage/document_chunks.py)
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""

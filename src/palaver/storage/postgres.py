@@ -32,6 +32,7 @@ from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
+from palaver.storage.postgres_document_chunks import PostgresDocumentChunks
 from palaver.storage.postgres_ends import end_many
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.postgres_resources import PostgresResources
@@ -58,6 +59,7 @@ class PostgresStorage:
         self._ends: Batcher[EndRequest, EndOutcome] = Batcher(self._pool, end_many)
         self._creates: Batcher[ConversationRecord, None] = Batcher(self._pool, insert_many)
         self.resources = PostgresResources(self._pool)
+        self.document_chunks = PostgresDocumentChunks(self._pool)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()

@@ -1,0 +1,45 @@
+"""Every router of the API, in the order they are matched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from palaver.api import (
+    conversations,
+    deprecated,
+    dictionaries,
+    documents,
+    guardrails,
+    health,
+    memories,
+    metrics,
+    objectives,
+    pal_tools,
+    personas,
+    replicas,
+    rooms,
+    skills,
+    tools,
+    voices,
+)
+
+
+def routers() -> list[APIRouter]:
+    return [
+        conversations.router,
+        *personas.routers(),
+        *replicas.routers(),
+        tools.router,
+        *pal_tools.routers(),
+        *skills.routers(),
+        objectives.router,
+        guardrails.router,
+        dictionaries.router,
+        voices.router,
+        memories.router,
+        deprecated.router,
+        documents.router,
+        rooms.router,
+        health.router,
+        metrics.router,
+    ]
