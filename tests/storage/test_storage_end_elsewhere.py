@@ -1,10 +1,11 @@
 """Ends, deletes and timers of one storage seen by another on the same database.
 
 Two storages on one database stand for two processes on one file (a second
-`palaver serve`, the CLI). Each may remember things about the conversations it
-made (SQLite: the rowid of each active one, sqlite_rowids.py); whatever the
-other did meanwhile must win, and every transition must still happen once:
-one ENDED, one `ended` outbox change.
+`palaver serve`, the CLI). Whatever one did must be seen by the other's next
+end, and every transition must still happen once: one ENDED, one `ended`
+outbox change. (Written for a map of active conversations' rowids kept by the
+process that made them, tried and not kept, docs/performance.md: any such
+per-process memory must pass these.)
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ from palaver.storage.rows import (
     conversation_row,
 )
 from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_secrets, connect
-from palaver.storage.sqlite_rowids import ActiveRowids, scan_active
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
     GroupCommitter,
@@ -65,24 +64,21 @@ class SQLiteStorage:
         self._synchronous = synchronous.upper()
         write_conn = connect(path, self._synchronous)
         self._read = connect(path, self._synchronous)
-        self._rowids = ActiveRowids()
-        self._writer = GroupCommitter(write_conn, self._rowids)
+        self._writer = GroupCommitter(write_conn)
         self._checkpointer = Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
     async def migrate(self) -> list[str]:
-        def run() -> tuple[list[str], dict[str, int]]:
+        def run() -> list[str]:
             conn = connect(self.path, self._synchronous)
             try:
                 applied = apply_sqlite_migrations(conn)
                 backfill_webhook_secrets(conn)
-                return applied, scan_active(conn)
+                return applied
             finally:
                 conn.close()
 
-        applied, active = await asyncio.to_thread(run)
-        self._rowids.merge(active)
-        return applied
+        return await asyncio.to_thread(run)
 
     async def close(self) -> None:
         if not self._closed:
@@ -174,9 +170,7 @@ class SQLiteStorage:
                     "UPDATE accounts SET active_conversations = active_conversations + 1 WHERE account_id = ?",
                     (c.account_id,),
                 )
-            seq = conn.execute(_INSERT_CONVERSATION, conversation_row(c)).lastrowid
-            if c.status == ENDS_FROM and seq is not None:
-                self._rowids.add(c.conversation_id, seq)
+            conn.execute(_INSERT_CONVERSATION, conversation_row(c))
             if c.callback_url and not c.test_mode:
                 conn.execute(
                     "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'created', ?)",
@@ -270,14 +264,10 @@ class SQLiteStorage:
             free_slots(conn, [r[1] for r in fired])
             enqueue_end_webhooks(conn, fired, now)
             # Deadlines left behind by conversations that ended another way: cleared here,
-            # once due, rather than by every end on the hot path. Those ended by another
-            # process on the same file leave this process's rowid map with them.
-            cleared = conn.execute(
-                f"UPDATE conversations SET deadline = NULL WHERE deadline <= ? AND status != '{ENDS_FROM}' "
-                "RETURNING conversation_id",
-                (now,),
-            ).fetchall()
-            self._rowids.drop([r[0] for r in fired] + [r[0] for r in cleared])
+            # once due, rather than by every end on the hot path.
+            conn.execute(
+                f"UPDATE conversations SET deadline = NULL WHERE deadline <= ? AND status != '{ENDS_FROM}'", (now,)
+            )
             return [(r[0], r[1], r[3]) for r in fired]
 
         return await self._writer.submit(op)
@@ -351,7 +341,7 @@ class SQLiteStorage:
 
         def op(conn: sqlite3.Connection) -> bool:
             request = EndRequest(account_id, conversation_id, reason, at, epoch)
-            if end_many(conn, [request], self._rowids)[0] is EndOutcome.NOT_FOUND:
+            if end_many(conn, [request])[0] is EndOutcome.NOT_FOUND:
                 return False
             if hard:
                 # Purged means purged: the delivery worker drops the conversation's

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
 from palaver.storage.base import EndRequest
 from palaver.storage.sqlite_connection import BUSY_TIMEOUT_S
-from palaver.storage.sqlite_rowids import ActiveRowids
 
 T = TypeVar("T")
 
@@ -67,9 +66,8 @@ class GroupCommitter:
     and under load a single commit serves many requests.
     """
 
-    def __init__(self, conn: sqlite3.Connection, rowids: ActiveRowids | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._rowids = rowids
         conn.execute("PRAGMA busy_timeout = 0")  # a locked database is waited for on the loop (_flush)
         # Each operation runs in a savepoint, so SQLite keeps the original of every page a batch
         # changes in a sub-journal, which it spills to a temporary file past 64 KiB: a batch of 64
@@ -165,7 +163,7 @@ class GroupCommitter:
             if ends:
                 # In a savepoint of its own: besides the UPDATE, the ends write slot
                 # counters and outbox rows, and they stand or fall together.
-                ok, value = _in_savepoint(conn, lambda c: end_many(c, ends, self._rowids))
+                ok, value = _in_savepoint(conn, lambda c: end_many(c, ends))
                 end_results = [(True, o) for o in value] if ok else [(False, value)] * len(ends)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the batch did not commit: nobody succeeded
@@ -239,30 +237,6 @@ def _end_many_sql(rows: int) -> str:
     )
 
 
-@functools.cache
-def _end_by_rowid_sql(rows: int) -> str:
-    """The bulk end for `rows` (seq, conversation_id, account_id, reason, at) source rows: by rowid.
-
-    The id is checked on the row found (`+` keeps SQLite from looking it up in the
-    id index instead), so a stale rowid (sqlite_rowids.py) can only miss.
-    """
-    return (
-        f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.column4, updated_at = r.column5, "
-        "ended_at = r.column5 "
-        f"FROM (VALUES {', '.join(['(?, ?, ?, ?, ?)'] * rows)}) AS r "
-        "WHERE conversations.seq = r.column1 AND +conversations.conversation_id = r.column2 "
-        "AND conversations.account_id = r.column3 "
-        f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
-        f"RETURNING {ENDED_FACTS}"
-    )
-
-
-def _padded(n: int) -> int:
-    """Batch sizes rounded up to a power of two, padded with rows that match nothing: a handful of
-    statement texts, all in the connection's cache."""
-    return 1 << (n - 1).bit_length()
-
-
 def free_slots(conn: sqlite3.Connection, account_ids: list[str]) -> None:
     """Every transition out of `active` frees one concurrency slot of its account, in the same transaction."""
     if account_ids:
@@ -272,9 +246,7 @@ def free_slots(conn: sqlite3.Connection, account_ids: list[str]) -> None:
         )
 
 
-def end_many(
-    conn: sqlite3.Connection, ends: Sequence[EndRequest], rowids: ActiveRowids | None = None
-) -> list[EndOutcome]:
+def end_many(conn: sqlite3.Connection, ends: Sequence[EndRequest]) -> list[EndOutcome]:
     """The active -> ended transition for every request given, as one conditional UPDATE.
 
     The condition `status = 'active'` is what makes racing ends safe: only the
@@ -283,41 +255,17 @@ def end_many(
     request, is what lets ends keep up with a bare ASGI app. If several requests
     name the same conversation, the first makes the transition and the rest see
     it already ended.
-
-    Conversations whose rowid `rowids` knows are ended by rowid (no walk of the
-    id index); the others, and any the rowid missed (a stale entry), by id.
     """
     # One source row per conversation: with duplicates SQLite would update from
     # any of them, and the stored reason and time must be those of the caller
     # told ENDED (the first).
     first = {(e.conversation_id, e.account_id): e for e in reversed(ends)}
-    by_id: list[EndRequest] = []
-    rows: list[Any] = []
-    if rowids is not None and rowids.seqs:
-        seqs = rowids.seqs
-        params: list[str | int | None] = []
-        for e in first.values():
-            seq = seqs.get(e.conversation_id)
-            if seq is None:
-                by_id.append(e)
-            else:
-                params += (seq, e.conversation_id, e.account_id, e.reason, e.at)
-        if params:
-            known = len(params) // 5
-            params += [None] * (5 * (_padded(known) - known))
-            rows = conn.execute(_end_by_rowid_sql(_padded(known)), params).fetchall()
-            if len(rows) < known:  # a miss: ended elsewhere, another account's, or a stale entry
-                hit = {(row[0], row[1]) for row in rows}
-                by_id += [e for key, e in first.items() if key not in hit and e.conversation_id in seqs]
-        # Whatever happens to them now, none is an active conversation this process will end again.
-        rowids.drop([e.conversation_id for e in first.values()])
-    else:
-        by_id = list(first.values())
-    if by_id:
-        size = _padded(len(by_id))
-        id_params: list[str | None] = [v for e in by_id for v in (e.conversation_id, e.account_id, e.reason, e.at)]
-        id_params += [None] * (4 * (size - len(by_id)))
-        rows += conn.execute(_end_many_sql(size), id_params).fetchall()
+    # Batch sizes rounded up to a power of two, padded with rows that match
+    # nothing: a handful of statement texts, all in the connection's cache.
+    size = 1 << (len(first) - 1).bit_length()
+    params: list[str | None] = [v for e in first.values() for v in (e.conversation_id, e.account_id, e.reason, e.at)]
+    params += [None] * (4 * (size - len(first)))
+    rows = conn.execute(_end_many_sql(size), params).fetchall()
     ended = {(row[0], row[1]) for row in rows}
     free_slots(conn, [account_id for _, account_id in ended])
     enqueue_end_webhooks(conn, rows, ends[0].at_epoch)
