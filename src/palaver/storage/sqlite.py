@@ -33,7 +33,7 @@ from palaver.storage.rows import (
     conversation_from_row,
     conversation_row,
 )
-from palaver.storage.sqlite_connection import Checkpointer, connect
+from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_secrets, connect
 from palaver.storage.sqlite_document_chunks import SQLiteDocumentChunks
 from palaver.storage.sqlite_resources import SQLiteResources
 from palaver.storage.sqlite_writer import (
@@ -53,24 +53,6 @@ _INSERT_CONVERSATION = (
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(*row)
-
-
-def _backfill_webhook_secrets(conn: sqlite3.Connection) -> None:
-    """A signing secret for each account made before secrets were made with the account.
-
-    Here, by whichever process migrates (the server, before it starts its delivery
-    workers), so that the workers only ever read the main database.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        missing = conn.execute("SELECT account_id FROM accounts WHERE webhook_secret IS NULL").fetchall()
-        conn.executemany(
-            "UPDATE accounts SET webhook_secret = ? WHERE account_id = ?", [(new_secret(), a) for (a,) in missing]
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class SQLiteStorage:
@@ -95,7 +77,7 @@ class SQLiteStorage:
             conn = connect(self.path, self._synchronous)
             try:
                 applied = apply_sqlite_migrations(conn)
-                _backfill_webhook_secrets(conn)
+                backfill_webhook_secrets(conn)
                 return applied
             finally:
                 conn.close()

@@ -3,6 +3,7 @@
 Every SQLite connection Palaver opens (the API's writer and reader, the
 checkpointer, the delivery ledger, the CLI) comes from `connect`, so WAL mode,
 the busy timeout, the page cache and the memory map are set in one place.
+Also here: the one-off backfill `SQLiteStorage.migrate` runs on its connection.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import sqlite3
 import threading
 import time
+
+from palaver.domain.signing import new_secret
 
 log = logging.getLogger("palaver.storage")
 
@@ -132,3 +135,21 @@ class Checkpointer:
         except sqlite3.Error:
             log.warning("final WAL checkpoint failed", exc_info=True)
         self._conn.close()
+
+
+def backfill_webhook_secrets(conn: sqlite3.Connection) -> None:
+    """A signing secret for each account made before secrets were made with the account.
+
+    Here, by whichever process migrates (the server, before it starts its delivery
+    workers), so that the workers only ever read the main database.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing = conn.execute("SELECT account_id FROM accounts WHERE webhook_secret IS NULL").fetchall()
+        conn.executemany(
+            "UPDATE accounts SET webhook_secret = ? WHERE account_id = ?", [(new_secret(), a) for (a,) in missing]
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
