@@ -33,6 +33,7 @@ from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
 from palaver.storage.postgres_ends import end_many
+from palaver.storage.postgres_media import PostgresMedia
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.postgres_resources import PostgresResources
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
@@ -58,6 +59,7 @@ class PostgresStorage:
         self._ends: Batcher[EndRequest, EndOutcome] = Batcher(self._pool, end_many)
         self._creates: Batcher[ConversationRecord, None] = Batcher(self._pool, insert_many)
         self.resources = PostgresResources(self._pool)
+        self.media = PostgresMedia(self._pool)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()

@@ -34,6 +34,7 @@ from palaver.storage.rows import (
     conversation_row,
 )
 from palaver.storage.sqlite_connection import Checkpointer, connect
+from palaver.storage.sqlite_media import SQLiteMedia
 from palaver.storage.sqlite_resources import SQLiteResources
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
@@ -85,6 +86,7 @@ class SQLiteStorage:
         self._read = connect(path, self._synchronous)
         self._writer = GroupCommitter(write_conn)
         self.resources = SQLiteResources(self._writer, self._read)
+        self.media = SQLiteMedia(self._writer, self._read)
         self._checkpointer = Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
