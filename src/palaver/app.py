@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import conversations, health, metrics, personas, replicas, rooms
+from palaver.api import conversations, health, metrics, personas, replica_training, replicas, rooms
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -24,6 +24,7 @@ from palaver.service.conversations import ConversationService
 from palaver.service.health import DatabaseHealth
 from palaver.service.jobs import JobRunner
 from palaver.service.personas import PersonaService
+from palaver.service.replica_training import ReplicaTraining
 from palaver.service.replicas import ReplicaService
 from palaver.service.statistics import refresh_statistics_forever
 from palaver.service.timers import TimerService
@@ -61,6 +62,10 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         app.state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
         app.state.jobs = JobRunner(storage.resources, clock)  # resources register their job kinds on it
         app.state.replicas = ReplicaService(storage.resources, clock)
+        # Registers the `replica_training` job kind on app.state.jobs and the hard delete's purge hook.
+        app.state.training = ReplicaTraining(app.state.replicas, storage.media, app.state.jobs, clock,
+                                             public_url=settings.public_url,
+                                             allow_private=settings.allow_private_callbacks)  # fmt: skip
         app.state.personas = PersonaService(storage.resources, clock, app.state.replicas)
         app.state.conversations = ConversationService(
             storage, clock, settings.public_url, ledger=ledger, personas=app.state.personas
@@ -105,7 +110,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     # No slash redirects: the SDK counts a 3xx as success (api/resources.py serves both spellings).
     app.router.redirect_slashes = False
     app.include_router(conversations.router)
-    for router in [*personas.routers(), *replicas.routers()]:
+    for router in [*personas.routers(), *replicas.routers(), *replica_training.routers()]:
         app.include_router(router)
     app.include_router(rooms.router)
     app.include_router(health.router)
