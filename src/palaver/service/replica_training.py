@@ -236,7 +236,9 @@ class ReplicaTraining:
         status = settled["status"]
         await self._callback(job, request, settled.get("error_message") if status == "error" else None)
 
-    async def _change(self, job: JobRecord, fn: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> Any:
+    async def _change(
+        self, job: JobRecord, fn: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
         try:
             return (await self.resources.change(job.account_id, job.resource_id, fn)).body
         except InvalidId:
