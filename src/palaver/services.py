@@ -23,6 +23,7 @@ from palaver.service.memories import MemoryService
 from palaver.service.objectives import ObjectivesService
 from palaver.service.pal_capabilities import PalCapabilities
 from palaver.service.personas import PersonaService
+from palaver.service.replica_training import ReplicaTraining
 from palaver.service.replicas import ReplicaService
 from palaver.service.timers import TimerService
 from palaver.service.tools import ToolService
@@ -38,6 +39,15 @@ def build_services(state: Any, storage: Storage, ledger: DeliveryLedger, clock: 
     state.authenticator = Authenticator(storage, clock, ttl=settings.key_cache_ttl)
     state.jobs = JobRunner(resources, clock)  # resources register their job kinds on it
     state.replicas = ReplicaService(resources, clock)
+    # Registers the `replica_training` job kind on state.jobs and the hard delete's purge hook.
+    state.training = ReplicaTraining(
+        state.replicas,
+        storage.media,
+        state.jobs,
+        clock,
+        public_url=settings.public_url,
+        allow_private=settings.allow_private_callbacks,
+    )
     state.personas = PersonaService(resources, clock, state.replicas)
     state.tools = ToolService(resources, clock, state.personas)
     state.pal_capabilities = PalCapabilities(state.personas, state.tools, resources)

@@ -34,6 +34,7 @@ from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
 from palaver.storage.postgres_document_chunks import PostgresDocumentChunks
 from palaver.storage.postgres_ends import end_many
+from palaver.storage.postgres_media import PostgresMedia
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.postgres_resources import PostgresResources
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
@@ -60,6 +61,7 @@ class PostgresStorage:
         self._creates: Batcher[ConversationRecord, None] = Batcher(self._pool, insert_many)
         self.resources = PostgresResources(self._pool)
         self.document_chunks = PostgresDocumentChunks(self._pool)
+        self.media = PostgresMedia(self._pool)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()

@@ -35,6 +35,7 @@ from palaver.storage.rows import (
 )
 from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_secrets, connect
 from palaver.storage.sqlite_document_chunks import SQLiteDocumentChunks
+from palaver.storage.sqlite_media import SQLiteMedia
 from palaver.storage.sqlite_resources import SQLiteResources
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
@@ -69,6 +70,7 @@ class SQLiteStorage:
         self._writer = GroupCommitter(write_conn)
         self.resources = SQLiteResources(self._writer, self._read)
         self.document_chunks = SQLiteDocumentChunks(self._writer, self._read)
+        self.media = SQLiteMedia(self._writer, self._read)
         self._checkpointer = Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
