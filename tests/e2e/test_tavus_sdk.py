@@ -96,3 +96,81 @@ def test_sdk_conversation_with_a_pal(server, sdk_key, tmp_path) -> None:
     """, tmp_path)
     assert out["replica_id"] == "rfe12d8b9597" and out["status"] == "ended"
     assert out["url"].startswith(server.base_url)
+
+
+def test_tools_guardrails_objectives_dictionaries_skills_and_knowledge(server, sdk_key, tmp_path) -> None:
+    out = run_sdk(server, sdk_key, """
+        from tavus_mcp.sdk.recipes.capabilities import attach_pal_capability, list_pal_capabilities
+        from tavus_mcp.sdk.recipes.knowledge import add_pal_knowledge, list_pal_knowledge
+        from tavus_mcp.sdk.recipes.options import describe_pal_options
+        out = {}
+        pal = await c.pals.create({"pal_name": "Full", "system_prompt": "Help.", "default_face_id": "r90bbd427f71"})
+        pal_id = pal["pal_id"]
+        # tools: create, read back scrubbed, plain PATCH, attach to the PAL, detach, delete
+        tool = await c.tools.create({"name": "lookup_order", "description": "Find an order",
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            "delivery": {"api": {"url": "https://api.example.com/orders/{order_id}", "method": "GET",
+                                 "auth": {"type": "bearer", "token": "s3cret"}}}})
+        tool_id = tool.get("tool_id") or tool.get("uuid")
+        got = await c.tools.get(tool_id)
+        out["tool_token"] = got["delivery"]["api"]["auth"]["token"]
+        await c.tools.patch(tool_id, {"description": "Find an order by id"})
+        out["tool_description"] = (await c.tools.get(tool_id))["description"]
+        out["listed_tools"] = [t.get("tool_id") for t in (await c.tools.list(limit=100))["data"]]
+        await c.pals.attach_tools(pal_id, [tool_id])
+        out["pal_tool_ids"] = (await c.pals.get(pal_id))["tool_ids"]
+        await c.pals.detach_tool(pal_id, tool_id)
+        out["pal_tool_ids_after"] = (await c.pals.get(pal_id))["tool_ids"]
+        # guardrails: create (POST /guardrails/), patch with add ops, tags, attach by patch, delete detaches
+        guardrail = await c.guardrails.create({"guardrail_name": "no_medical", "guardrail_prompt": "No advice.",
+                                               "tags": ["safety"]})
+        gid = guardrail.get("guardrail_id") or guardrail.get("uuid")
+        await c.guardrails.patch(gid, {"guardrail_prompt": "Never give medical advice."})
+        out["guardrail_prompt"] = (await c.guardrails.get(gid)).get("guardrail_prompt")
+        out["guardrail_tags"] = (await c.guardrails.tags())["tags"]
+        await c.pals.patch(pal_id, [{"op": "add", "path": "/guardrail_ids/-", "value": gid}])
+        await c.guardrails.delete(gid)
+        out["pal_guardrails_after_delete"] = (await c.pals.get(pal_id))["guardrail_ids"]
+        # objectives: validate (stores nothing), create (POST /objectives/), patch, read
+        objectives = {"name": "intake", "data": [
+            {"objective_name": "greet", "objective_prompt": "Say hello", "next_required_objective": "ask"},
+            {"objective_name": "ask", "objective_prompt": "Ask their name"}]}
+        out["validate"] = await c.objectives.validate(objectives)
+        created = await c.objectives.create(objectives)
+        oid = created.get("objectives_id") or created.get("uuid")
+        await c.objectives.patch(oid, [{"op": "replace", "path": "/data/1/objective_prompt", "value": "Ask politely"}])
+        out["objective_prompt"] = (await c.objectives.get(oid))["data"]["data"][1]["objective_prompt"]
+        # pronunciation dictionaries: create, patch (add ops), referenced from the PAL's TTS layer
+        dictionary = await c.pronunciation_dictionaries.create({"name": "brand", "rules": [
+            {"text": "Tavus", "pronunciation": "TAH-vus", "type": "alias"}]})
+        did = dictionary["pronunciation_dictionary_id"]
+        await c.pronunciation_dictionaries.patch(did, {"name": "brand names"})
+        out["dictionary_name"] = (await c.pronunciation_dictionaries.get(did))["name"]
+        await c.pals.patch(pal_id, [{"op": "add", "path": "/layers/tts",
+                                     "value": {"tts_engine": "cartesia", "pronunciation_dictionary_id": did}}])
+        # skills through the capabilities recipe
+        await attach_pal_capability(c, pal_id, "memory")
+        out["capabilities"] = await list_pal_capabilities(c, pal_id)
+        out["skills"] = sorted(await c.pals.list_skills(pal_id))
+        # knowledge: a document (its URL cannot be fetched here; its status does not matter to the recipe)
+        document = await c.documents.create_from_url("https://docs.example.invalid/faq.txt", document_name="FAQ",
+                                                     tags=["faq"])
+        await add_pal_knowledge(c, pal_id, document_ids=[document["document_id"]], document_tags=["faq"])
+        out["knowledge"] = await list_pal_knowledge(c, pal_id)
+        out["options"] = sorted(await describe_pal_options(c, pal_id))
+        out["voices"] = (await c.voices.list(limit=5, page=0))["total_count"]
+        out["ids"] = {"tool": tool_id, "objectives": oid, "document": document["document_id"]}
+        return out
+    """, tmp_path)
+    assert out["tool_token"] == "********"
+    assert out["tool_description"] == "Find an order by id"
+    assert out["ids"]["tool"] in out["listed_tools"]
+    assert out["pal_tool_ids"] == [out["ids"]["tool"]] and out["pal_tool_ids_after"] == []
+    assert out["guardrail_prompt"] == "Never give medical advice."
+    assert "safety" in out["guardrail_tags"]
+    assert out["pal_guardrails_after_delete"] == []
+    assert out["objective_prompt"] == "Ask politely"
+    assert out["dictionary_name"] == "brand names"
+    assert "memory" in out["skills"]
+    assert out["knowledge"]["document_ids"] == [out["ids"]["document"]]
+    assert out["voices"] > 0
