@@ -35,10 +35,30 @@ def install_openapi(app: FastAPI) -> None:
                 operation.get("responses", {}).pop("422", None)
                 if path.startswith("/v2"):
                     operation["security"] = [{"apiKey": []}]
+                    _add_shared_answers(operation)
         app.openapi_schema = schema
         return schema
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+def _ref(model: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+    }
+
+
+def _add_shared_answers(operation: dict[str, Any]) -> None:
+    """What every `/v2` route can answer whatever it declares: a malformed query parameter (400), a
+    missing key (401), and, with a body, one over the size limit (413). Declared once here."""
+    responses = operation.setdefault("responses", {})
+    responses.setdefault("400", _ref("ErrorBody", "Invalid request"))
+    responses.setdefault(
+        "401", _ref("MessageBody", 'Missing or invalid x-api-key: `{"message": "Invalid access token"}`')
+    )
+    if "requestBody" in operation:
+        responses.setdefault("413", _ref("ErrorBody", "Body over 1 MiB"))
 
 
 def _add_model(components: dict[str, Any], model: type[BaseModel]) -> None:
