@@ -60,7 +60,7 @@ def build_services(state: Any, storage: Storage, ledger: DeliveryLedger, clock: 
     )
     state.jobs.register(DOCUMENT_JOB, state.documents.job_kind())
     state.conversations = ConversationService(
-        storage, clock, settings.public_url, ledger=ledger, personas=state.personas
+        storage, clock, settings.public_url, ledger=ledger, personas=state.personas, memories=state.memories
     )
     state.timers = TimerService(storage, clock)
     state.health = DatabaseHealth(storage, clock)

@@ -19,6 +19,7 @@ from palaver.domain.ids import is_conversation_id, is_resource_id, new_conversat
 from palaver.domain.personas import PERSONA
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.domain.tokens import meeting_token
+from palaver.service.memories import MemoryService
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
 from palaver.storage.base import ConversationRecord, DeliveryLedger, Storage
@@ -55,18 +56,22 @@ class ConversationService:
         *,
         ledger: DeliveryLedger | None = None,
         personas: PersonaService | None = None,
+        memories: MemoryService | None = None,
     ) -> None:
         self._storage = storage
         self._ledger = ledger
         self._clock = clock
         self._public_url = public_url.rstrip("/")
         self._personas = personas or PersonaService(storage.resources, clock, ReplicaService(storage.resources, clock))
+        self._memories = memories
 
     def conversation_url(self, conversation_id: str) -> str:
         return f"{self._public_url}/rooms/{conversation_id}"
 
     async def create(self, account_id: str, spec: CreateConversation) -> ConversationRecord:
-        persona_id, replica_id, system_prompt = await self._resolve(account_id, spec)
+        persona, replica_id = await self._resolve(account_id, spec)
+        persona_id = persona["persona_id"]
+        system_prompt = "\n\n".join(p for p in (persona["system_prompt"], persona["context"]) if p)
         now = self._clock.now()
         stamp = iso_timestamp(now)
         conversation_id = new_conversation_id()
@@ -96,9 +101,15 @@ class ConversationService:
             deadline=None if spec.test_mode else next_deadline(now, spec.timers, Presence()),
         )
         await self._storage.insert_conversation(record)
+        stores = spec.request.get("memory_stores")
+        if stores and self._memories is not None:
+            # The conversation's memory stores start with the PAL's seed lines (reference 11).
+            await self._memories.remember(
+                account_id, stores, persona["memories"], persona_id=persona_id, conversation_id=conversation_id
+            )
         return record
 
-    async def _resolve(self, account_id: str, spec: CreateConversation) -> tuple[str, str, str]:
+    async def _resolve(self, account_id: str, spec: CreateConversation) -> tuple[dict[str, Any], str]:
         """Persona and replica as Tavus resolves them: the request's replica wins, else the persona's default.
 
         Either may be a stock object or one of the account's own; another account's is an invalid id.
@@ -117,8 +128,7 @@ class ConversationService:
             raise ValidationFailed(f"replica_id is required: persona {persona_id} has no default replica")
         if not is_resource_id(replica_id) or not await self._personas.replicas.usable(account_id, replica_id):
             raise InvalidId("replica_id")
-        prompt = "\n\n".join(p for p in (persona["system_prompt"], persona["context"]) if p)
-        return persona_id, replica_id, prompt
+        return persona, replica_id
 
     def _visible_id(self, conversation_id: str) -> str:
         if not is_conversation_id(conversation_id):
