@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object
 from palaver.api.objectives import BAD_QUERY
-from palaver.api.resources import UNAUTHORIZED, checked_id, listing, newest_first, no_content, route
+from palaver.api.resources import UNAUTHORIZED, checked_id, item_routes, listing, newest_first, no_content, route
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.service.dictionaries import DictionaryService, not_found
 
@@ -83,31 +83,18 @@ route(
     },
 )
 route(router, "", list_all, methods=["GET"], summary="List pronunciation dictionaries", responses=BAD_QUERY)
-route(
-    router, ITEM, get, methods=["GET"], summary="Get pronunciation dictionary", both_slashes=False, responses=NOT_FOUND
-)
-route(
+item_routes(
     router,
     ITEM,
-    patch,
-    methods=["PATCH"],
-    summary="Patch pronunciation dictionary (RFC 6902 JSON Patch on name and rules)",
-    both_slashes=False,
-    responses={
+    noun="pronunciation dictionary",
+    missing=NOT_FOUND,
+    get=get,
+    patch=patch,
+    delete=delete,
+    patch_summary="RFC 6902 JSON Patch on name and rules",
+    patch_responses={
         304: {"description": "The patch changed nothing"},
         400: {"model": ErrorBody, "description": "The patched dictionary breaks a rule"},
         422: {"model": MessageBody, "description": '`{"message": "Invalid JSON patch format"}`'},
-        **NOT_FOUND,
     },
-)
-route(
-    router,
-    ITEM,
-    delete,
-    methods=["DELETE"],
-    summary="Delete pronunciation dictionary",
-    both_slashes=False,
-    status_code=204,
-    response_class=Response,
-    responses=NOT_FOUND,
 )

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object
 from palaver.api.objectives import BAD_QUERY, BadRequestBody
-from palaver.api.resources import UNAUTHORIZED, checked_id, listing, newest_first, no_content, route
+from palaver.api.resources import UNAUTHORIZED, checked_id, item_routes, listing, newest_first, no_content, route
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.domain.errors import InvalidId
 from palaver.domain.guardrails import is_set
@@ -123,24 +123,14 @@ route(
 )
 route(router, "", list_all, methods=["GET"], summary="List guardrails", responses=BAD_QUERY)
 route(router, "/tags", list_tags, methods=["GET"], summary="List guardrail tags", responses=BAD_QUERY)
-route(router, ITEM, get, methods=["GET"], summary="Get guardrails", both_slashes=False, responses=NOT_FOUND)
-route(
+item_routes(
     router,
     ITEM,
-    patch,
-    methods=["PATCH"],
-    summary="Patch guardrails (RFC 6902 JSON Patch)",
-    both_slashes=False,
-    responses={200: {"model": MessageBody}, 304: {"description": "The patch changed nothing"}, **NOT_FOUND},
-)
-route(
-    router,
-    ITEM,
-    delete,
-    methods=["DELETE"],
-    summary="Delete guardrails",
-    both_slashes=False,
-    status_code=204,
-    response_class=Response,
-    responses=NOT_FOUND,
+    noun="guardrails",
+    missing=NOT_FOUND,
+    get=get,
+    patch=patch,
+    delete=delete,
+    patch_summary="RFC 6902 JSON Patch",
+    patch_responses={200: {"model": MessageBody}, 304: {"description": "The patch changed nothing"}},
 )

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
 from palaver.api.objectives import BAD_QUERY
-from palaver.api.resources import UNAUTHORIZED, listing, newest_first, no_content, route
+from palaver.api.resources import UNAUTHORIZED, item_routes, listing, newest_first, no_content, route
 from palaver.api.schemas import MessageBody
 from palaver.service.memories import MemoryService
 
@@ -58,26 +58,5 @@ async def delete_memory(request: Request, memory_store: str, memory_id: str) -> 
 
 STORE = "/v2/memory-stores/{memory_store_id}"
 route(router, "/v2/memory-stores", list_stores, methods=["GET"], summary="List memory stores", responses=BAD_QUERY)
-route(router, STORE, get_store, methods=["GET"], summary="Get a memory store", both_slashes=False, responses=NOT_FOUND)
-route(
-    router,
-    STORE,
-    delete_store,
-    methods=["DELETE"],
-    summary="Delete a memory store",
-    both_slashes=False,
-    status_code=204,
-    response_class=Response,
-    responses=NOT_FOUND,
-)
-route(
-    router,
-    "/v2/memories/{memory_store}/{memory_id}",
-    delete_memory,
-    methods=["DELETE"],
-    summary="Delete one memory",
-    both_slashes=False,
-    status_code=204,
-    response_class=Response,
-    responses=NOT_FOUND,
-)
+item_routes(router, STORE, noun="memory store", missing=NOT_FOUND, get=get_store, delete=delete_store)
+item_routes(router, "/v2/memories/{memory_store}/{memory_id}", noun="memory", missing=NOT_FOUND, delete=delete_memory)

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object
-from palaver.api.resources import UNAUTHORIZED, checked_id, listing, newest_first, no_content, route
+from palaver.api.resources import UNAUTHORIZED, checked_id, item_routes, listing, newest_first, no_content, route
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.domain.errors import InvalidId
 from palaver.service.objectives import ObjectivesService
@@ -125,24 +125,14 @@ route(
     responses={400: {"description": '`{"valid": false, "message": "...", "errors": ["..."]}`'}, **UNAUTHORIZED},
 )
 route(router, "", list_all, methods=["GET"], summary="List objectives", responses=BAD_QUERY)
-route(router, ITEM, get, methods=["GET"], summary="Get objectives", both_slashes=False, responses=NOT_FOUND)
-route(
+item_routes(
     router,
     ITEM,
-    patch,
-    methods=["PATCH"],
-    summary="Patch objectives (RFC 6902 JSON Patch)",
-    both_slashes=False,
-    responses={200: {"model": MessageBody}, 304: {"description": "The patch changed nothing"}, **NOT_FOUND},
-)
-route(
-    router,
-    ITEM,
-    delete,
-    methods=["DELETE"],
-    summary="Delete objectives",
-    both_slashes=False,
-    status_code=204,
-    response_class=Response,
-    responses=NOT_FOUND,
+    noun="objectives",
+    missing=NOT_FOUND,
+    get=get,
+    patch=patch,
+    delete=delete,
+    patch_summary="RFC 6902 JSON Patch",
+    patch_responses={200: {"model": MessageBody}, 304: {"description": "The patch changed nothing"}},
 )

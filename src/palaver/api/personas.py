@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 
 from palaver.api import deps
 from palaver.api.bodies import parse_json, parse_object, request_body_schema
-from palaver.api.resources import checked_id, invalid_id_responses, listing, newest_first, no_content, route
+from palaver.api.resources import (
+    checked_id,
+    invalid_id_responses,
+    item_routes,
+    listing,
+    newest_first,
+    no_content,
+    route,
+)
 from palaver.api.schemas import ErrorBody, MessageBody
 from palaver.domain.errors import InvalidId
 from palaver.domain.personas import PAL, PERSONA, PersonaDocument
@@ -82,30 +90,19 @@ def persona_router(vocabulary: Vocabulary, prefix: str, tag: str) -> APIRouter:
         responses={400: {"model": ErrorBody}, **invalid},
     )
     route(router, "", list_all, methods=["GET"], summary=f"List {noun}s", responses=invalid)
-    route(router, item, get, methods=["GET"], summary=f"Get {noun}", both_slashes=False, responses=invalid)
-    route(
+    item_routes(
         router,
         item,
-        patch,
-        methods=["PATCH"],
-        summary=f"Patch {noun} (RFC 6902 JSON Patch)",
-        both_slashes=False,
-        responses={
+        noun=noun,
+        missing=invalid,
+        get=get,
+        patch=patch,
+        delete=delete,
+        patch_summary="RFC 6902 JSON Patch",
+        patch_responses={
             304: {"description": "The patch changed nothing"},
             422: {"model": MessageBody, "description": '`{"message": "Invalid JSON patch format"}`'},
-            **invalid,
         },
-    )
-    route(
-        router,
-        item,
-        delete,
-        methods=["DELETE"],
-        summary=f"Delete {noun}",
-        both_slashes=False,
-        status_code=204,
-        response_class=Response,
-        responses=invalid,
     )
     return router
 

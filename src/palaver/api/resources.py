@@ -73,3 +73,28 @@ def newest_first(sort: str | None) -> bool:
 
 def no_content() -> Response:
     return Response(status_code=204)
+
+
+def item_routes(
+    router: APIRouter,
+    item: str,
+    *,
+    noun: str,
+    missing: dict[int | str, dict[str, Any]],
+    get: Callable[..., Any] | None = None,
+    patch: Callable[..., Any] | None = None,
+    delete: Callable[..., Any] | None = None,
+    patch_summary: str = "",
+    patch_responses: dict[int | str, dict[str, Any]] | None = None,
+) -> None:
+    """GET, PATCH and DELETE of one object, registered alike for every resource (no trailing-slash twin:
+    the SDK sends item paths without one). DELETE answers 204 with an empty body."""
+    if get is not None:
+        route(router, item, get, methods=["GET"], summary=f"Get {noun}", both_slashes=False, responses=missing)
+    if patch is not None:
+        summary = f"Patch {noun}" + (f" ({patch_summary})" if patch_summary else "")
+        answers = {**(patch_responses or {}), **missing}
+        route(router, item, patch, methods=["PATCH"], summary=summary, both_slashes=False, responses=answers)
+    if delete is not None:
+        route(router, item, delete, methods=["DELETE"], summary=f"Delete {noun}", both_slashes=False,
+              status_code=204, response_class=Response, responses=missing)  # fmt: skip
