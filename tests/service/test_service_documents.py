@@ -63,9 +63,11 @@ class World:
         return self.run(self.jobs.run_due())
 
     def callbacks(self) -> list[tuple[str, str]]:
-        """(key, event_type) of every resource callback queued, in order."""
+        """(key, event_type) of every resource callback queued, in order, each once: the ledger keeps the
+        first of an event id and drops a repeat (the job queues `started` again, see document_processing)."""
         changes = self.run(self.storage.read_outbox(0, 1000))
-        return [(c.conversation_id, json.loads(c.detail)["event_type"]) for c in changes if c.change == "callback"]
+        queued = [(c.conversation_id, json.loads(c.detail)["event_type"]) for c in changes if c.change == "callback"]
+        return list(dict.fromkeys(queued))
 
     def close(self) -> None:
         self.run(self.storage.close())

@@ -114,3 +114,27 @@ def test_racing_claims_take_each_job_once(storage: Storage, run, records) -> Non
 
     claimed = run(scenario())
     assert sorted(claimed) == [f"j{n:02}" for n in range(30)]
+
+
+def test_an_object_and_its_job_commit_together(storage: Storage, run, records, backend) -> None:
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        job = JobRecord("j1", "training", "r1", "a1", 0)
+        record = ResourceRecord("replica", "r1", "a1", {"replica_id": "r1"}, 1, AT, AT)
+        await storage.resources.insert(record, job, 100.0)
+        # The same object again fails (the id is taken), and its job is not stored either.
+        try:
+            await storage.resources.insert(record, JobRecord("j2", "training", "r1", "a1", 0), 100.0)
+        except backend.integrity_error:
+            pass
+        else:
+            raise AssertionError("a second insert of the same id must fail")
+        claimed = await storage.resources.claim_jobs(["training"], 101.0, 60, 10)
+        assert [j.job_id for j in claimed] == ["j1"]
+        # A change that loses its compare-and-swap queues no job; one that wins queues its job.
+        stale = ResourceRecord("replica", "r1", "a1", {"replica_id": "r1", "n": 1}, 2, AT, LATER)
+        assert not await storage.resources.replace(stale, 7, JobRecord("j3", "training", "r1", "a1", 0), 100.0)
+        assert await storage.resources.replace(stale, 1, JobRecord("j4", "training", "r1", "a1", 0), 100.0)
+        assert [j.job_id for j in await storage.resources.claim_jobs(["training"], 102.0, 60, 10)] == ["j4"]
+
+    run(scenario())

@@ -113,6 +113,10 @@ class DocumentProcessor:
             await self.notify(job.account_id, body)  # the finishing callback, in case a crash lost it
             return
         run = body.get("_run", 1)
+        if body["status"] in ("started", "recrawling"):
+            # The create's (or recrawl's) own callback before this job's: the request queues it too,
+            # possibly after this job started; its stable event id makes the two one delivery.
+            await self.notify(job.account_id, body)
         try:
             body = await self._step(job, run, status="processing", progress=0)
             await self.notify(job.account_id, body)

@@ -79,11 +79,12 @@ class DocumentService:
         if request.crawl is not None:
             await self._check_crawl_limits(account_id, counting_new=True)
         document_id = doc.new_document_id()
-        record = await self.resources.add(account_id, document_id, doc.new_document(document_id, request))
-        # `started` is queued before the job exists, so it is delivered before the job's own callbacks.
-        # If the process dies before the job is submitted, the document stays `started` with no job.
+        # The document and its job commit together: a crash leaves neither without the other.
+        job = self.jobs.new_job(JOB_KIND, account_id, document_id)
+        record = await self.resources.add(account_id, document_id, doc.new_document(document_id, request), job=job)
+        # The job queues `started` again before its own callbacks (one delivery: a stable event id).
         await self.processor.notify(account_id, record.body)
-        await self.jobs.submit(JOB_KIND, account_id, document_id)
+        self.jobs.wake()
         return doc.shown(record.body)
 
     async def update(self, account_id: str, document_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -128,9 +129,10 @@ class DocumentService:
             current["_run"] = current.get("_run", 1) + 1
             return current
 
-        changed = await self.resources.change(account_id, document_id, change)
+        job = self.jobs.new_job(JOB_KIND, account_id, document_id)
+        changed = await self.resources.change(account_id, document_id, change, job=job)  # one transaction
         await self.processor.notify(account_id, changed.body)  # before the job's own callbacks
-        await self.jobs.submit(JOB_KIND, account_id, document_id)
+        self.jobs.wake()
         return doc.shown(changed.body)
 
     async def _check_crawl_limits(self, account_id: str, *, counting_new: bool) -> None:

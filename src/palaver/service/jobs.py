@@ -64,15 +64,24 @@ class JobRunner:
     def register(self, kind: str, job_kind: JobKind) -> None:
         self._kinds[kind] = job_kind
 
-    async def submit(self, kind: str, account_id: str, resource_id: str) -> str:
-        """Queue a job, durable from the moment this returns; it starts within a poll interval."""
+    def new_job(self, kind: str, account_id: str, resource_id: str) -> JobRecord:
+        """A job to store with the change that calls for it (`Resources.add`/`change` with `job=`),
+        so the two commit together; call `wake` once they have."""
         if kind not in self._kinds:
             raise ValueError(f"no handler for job kind {kind!r}")
-        job_id = "j" + secrets.token_hex(8)
-        now = self._clock.now()
-        await self._store.add_job(JobRecord(job_id, kind, resource_id, account_id, 0), now, now)
+        return JobRecord("j" + secrets.token_hex(8), kind, resource_id, account_id, 0)
+
+    def wake(self) -> None:
+        """Claim now instead of at the next poll (a job was just queued)."""
         self._wake.set()
-        return job_id
+
+    async def submit(self, kind: str, account_id: str, resource_id: str) -> str:
+        """Queue a job on its own, durable from the moment this returns; it starts within a poll interval."""
+        job = self.new_job(kind, account_id, resource_id)
+        now = self._clock.now()
+        await self._store.add_job(job, now, now)
+        self.wake()
+        return job.job_id
 
     async def run_due(self) -> int:
         """Claim what is due (up to the free concurrency) and run it to the end; returns how many ran.

@@ -117,8 +117,9 @@ class ReplicaTraining:
             model_name=request.model_name,
             created_at=self.resources.stamp(),
         )
-        await self.resources.add(account_id, replica_id, trained_document(base, request))
-        await self.jobs.submit(JOB_KIND, account_id, replica_id)
+        job = self.jobs.new_job(JOB_KIND, account_id, replica_id)  # committed with the replica
+        await self.resources.add(account_id, replica_id, trained_document(base, request), job=job)
+        self.jobs.wake()
         return {vocabulary.name("replica_id"): replica_id, "status": "started"}
 
     # the job ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from palaver.domain.clock import Clock, iso_timestamp
 from palaver.domain.errors import NotModified, PalaverError
-from palaver.storage.resources import ResourceRecord, ResourceStore
+from palaver.storage.resources import JobRecord, ResourceRecord, ResourceStore
 
 # A change retried this many times against concurrent writers before it gives up (with the
 # last conflict's error): each retry re-reads, so only a hot object under constant writes gets here.
@@ -44,13 +44,16 @@ class Resources:
     def stamp(self) -> str:
         return iso_timestamp(self.clock.now())
 
-    async def add(self, account_id: str, resource_id: str, body: dict[str, Any]) -> ResourceRecord:
-        """Store a new object; with `stamps`, its `created_at`/`updated_at` are set here."""
+    async def add(
+        self, account_id: str, resource_id: str, body: dict[str, Any], *, job: JobRecord | None = None
+    ) -> ResourceRecord:
+        """Store a new object (and the job that works on it, in the same transaction); with `stamps`,
+        its `created_at`/`updated_at` are set here."""
         stamp = self.stamp()
         if self.spec.stamps:
             body = {**body, "created_at": stamp, "updated_at": stamp}
         record = ResourceRecord(self.spec.kind, resource_id, account_id, body, 1, stamp, stamp)
-        await self.store.insert(record)
+        await self.store.insert(record, job, self.clock.now())
         return record
 
     async def find(self, account_id: str, resource_id: str) -> ResourceRecord | None:
@@ -72,11 +75,13 @@ class Resources:
         change: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
         *,
         not_modified: NotModified | None = None,
+        job: JobRecord | None = None,
     ) -> ResourceRecord:
         """Apply `change` (given a copy of the body; it may raise, and may read other objects) and store the result.
 
         If the result equals the stored body: `not_modified` is raised when given,
-        else the stored record is returned unchanged.
+        else the stored record is returned unchanged. `job` is queued with the change, in the
+        same transaction.
         """
         for _ in range(MAX_ATTEMPTS):
             record = await self.get(account_id, resource_id)
@@ -90,7 +95,7 @@ class Resources:
                 body["updated_at"] = stamp
             version = record.version + 1
             new = ResourceRecord(record.kind, resource_id, account_id, body, version, record.created_at, stamp)
-            if await self.store.replace(new, record.version):
+            if await self.store.replace(new, record.version, job, self.clock.now()):
                 return new
         raise ChangeConflict("The object changed too often while this change was applied; try again")
 

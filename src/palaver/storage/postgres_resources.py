@@ -24,18 +24,21 @@ class PostgresResources:
     def __init__(self, pool: LazyPool) -> None:
         self._pool = pool
 
-    async def insert(self, record: ResourceRecord) -> None:
+    async def insert(self, record: ResourceRecord, job: JobRecord | None = None, at_epoch: float = 0.0) -> None:
         r = record
         pool = await self._pool.get()
-        await pool.execute(
-            f"INSERT INTO resources ({_COLUMNS}) VALUES ($1, $2, $3, $4, 1, $5, $6)",
-            r.kind,
-            r.resource_id,
-            r.account_id,
-            dump(r.body),
-            r.created_at,
-            r.updated_at,
-        )
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO resources ({_COLUMNS}) VALUES ($1, $2, $3, $4, 1, $5, $6)",
+                r.kind,
+                r.resource_id,
+                r.account_id,
+                dump(r.body),
+                r.created_at,
+                r.updated_at,
+            )
+            if job is not None:
+                await _insert_job(conn, job, at_epoch, at_epoch)
 
     async def get(self, kind: str, account_id: str, resource_id: str) -> ResourceRecord | None:
         pool = await self._pool.get()
@@ -56,20 +59,27 @@ class PostgresResources:
         )
         return [_record(row) for row in rows]
 
-    async def replace(self, record: ResourceRecord, expected_version: int) -> bool:
+    async def replace(
+        self, record: ResourceRecord, expected_version: int, job: JobRecord | None = None, at_epoch: float = 0.0
+    ) -> bool:
         r = record
         pool = await self._pool.get()
-        status = await pool.execute(
-            "UPDATE resources SET body = $1, updated_at = $2, version = version + 1 "
-            "WHERE kind = $3 AND resource_id = $4 AND account_id = $5 AND version = $6",
-            dump(r.body),
-            r.updated_at,
-            r.kind,
-            r.resource_id,
-            r.account_id,
-            expected_version,
-        )
-        return status == "UPDATE 1"
+        async with pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE resources SET body = $1, updated_at = $2, version = version + 1 "
+                "WHERE kind = $3 AND resource_id = $4 AND account_id = $5 AND version = $6",
+                dump(r.body),
+                r.updated_at,
+                r.kind,
+                r.resource_id,
+                r.account_id,
+                expected_version,
+            )
+            if status != "UPDATE 1":
+                return False
+            if job is not None:
+                await _insert_job(conn, job, at_epoch, at_epoch)
+            return True
 
     async def delete(self, kind: str, account_id: str, resource_id: str) -> bool:
         pool = await self._pool.get()
@@ -93,19 +103,8 @@ class PostgresResources:
     # jobs -----------------------------------------------------------------------------------------
 
     async def add_job(self, job: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
-        j = job
         pool = await self._pool.get()
-        await pool.execute(
-            "INSERT INTO jobs (job_id, kind, resource_id, account_id, state, attempts, run_after_epoch, "
-            "created_epoch) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
-            j.job_id,
-            j.kind,
-            j.resource_id,
-            j.account_id,
-            j.attempts,
-            run_after_epoch,
-            created_epoch,
-        )
+        await _insert_job(pool, job, run_after_epoch, created_epoch)
 
     async def claim_jobs(self, kinds: list[str], now: float, lease_s: float, limit: int) -> list[JobRecord]:
         pool = await self._pool.get()
@@ -130,3 +129,17 @@ class PostgresResources:
     async def finish_job(self, job_id: str) -> None:
         pool = await self._pool.get()
         await pool.execute("UPDATE jobs SET state = 'done' WHERE job_id = $1", job_id)
+
+
+async def _insert_job(conn: Any, j: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
+    await conn.execute(
+        "INSERT INTO jobs (job_id, kind, resource_id, account_id, state, attempts, run_after_epoch, created_epoch) "
+        "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
+        j.job_id,
+        j.kind,
+        j.resource_id,
+        j.account_id,
+        j.attempts,
+        run_after_epoch,
+        created_epoch,
+    )

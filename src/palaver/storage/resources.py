@@ -72,8 +72,10 @@ class JobRecord:
 
 
 class ResourceStore(Protocol):
-    async def insert(self, record: ResourceRecord) -> None:
-        """Store a new object (version 1)."""
+    async def insert(self, record: ResourceRecord, job: JobRecord | None = None, at_epoch: float = 0.0) -> None:
+        """Store a new object (version 1), and with it, in the same transaction, the job that works on it
+        (due from `at_epoch`): a crash can leave neither an object waiting for a job that was never
+        queued nor a job for an object that was never stored."""
         ...
 
     async def get(self, kind: str, account_id: str, resource_id: str) -> ResourceRecord | None:
@@ -84,9 +86,11 @@ class ResourceStore(Protocol):
         """Every object of this kind the account owns, newest first."""
         ...
 
-    async def replace(self, record: ResourceRecord, expected_version: int) -> bool:
-        """Store `record.body` (and `updated_at`) as version `expected_version + 1`;
-        False if the object is gone or was changed since `expected_version`."""
+    async def replace(
+        self, record: ResourceRecord, expected_version: int, job: JobRecord | None = None, at_epoch: float = 0.0
+    ) -> bool:
+        """Store `record.body` (and `updated_at`) as version `expected_version + 1`, and the job if given,
+        in one transaction; False (and no job) if the object is gone or was changed since `expected_version`."""
         ...
 
     async def delete(self, kind: str, account_id: str, resource_id: str) -> bool:

@@ -27,14 +27,18 @@ class SQLiteResources:
         self._writer = writer
         self._read = read
 
-    async def insert(self, record: ResourceRecord) -> None:
+    async def insert(self, record: ResourceRecord, job: JobRecord | None = None, at_epoch: float = 0.0) -> None:
         r = record
-        await self._writer.submit(
-            lambda c: c.execute(
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
                 f"INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?)",
                 (r.kind, r.resource_id, r.account_id, dump(r.body), r.created_at, r.updated_at),
             )
-        )
+            if job is not None:
+                _insert_job(c, job, at_epoch, at_epoch)
+
+        await self._writer.submit(op)
 
     async def get(self, kind: str, account_id: str, resource_id: str) -> ResourceRecord | None:
         row = self._read.execute(
@@ -50,7 +54,9 @@ class SQLiteResources:
         ).fetchall()
         return [_record(row) for row in rows]
 
-    async def replace(self, record: ResourceRecord, expected_version: int) -> bool:
+    async def replace(
+        self, record: ResourceRecord, expected_version: int, job: JobRecord | None = None, at_epoch: float = 0.0
+    ) -> bool:
         r = record
 
         def op(c: sqlite3.Connection) -> bool:
@@ -59,7 +65,11 @@ class SQLiteResources:
                 "WHERE kind = ? AND resource_id = ? AND account_id = ? AND version = ?",
                 (dump(r.body), r.updated_at, r.kind, r.resource_id, r.account_id, expected_version),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if job is not None:
+                _insert_job(c, job, at_epoch, at_epoch)
+            return True
 
         return await self._writer.submit(op)
 
@@ -84,14 +94,7 @@ class SQLiteResources:
     # jobs -----------------------------------------------------------------------------------------
 
     async def add_job(self, job: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
-        j = job
-        await self._writer.submit(
-            lambda c: c.execute(
-                "INSERT INTO jobs (job_id, kind, resource_id, account_id, state, attempts, run_after_epoch, "
-                "created_epoch) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (j.job_id, j.kind, j.resource_id, j.account_id, j.attempts, run_after_epoch, created_epoch),
-            )
-        )
+        await self._writer.submit(lambda c: _insert_job(c, job, run_after_epoch, created_epoch))
 
     async def claim_jobs(self, kinds: list[str], now: float, lease_s: float, limit: int) -> list[JobRecord]:
         marks = ", ".join("?" * len(kinds))
@@ -118,3 +121,11 @@ class SQLiteResources:
 
     async def finish_job(self, job_id: str) -> None:
         await self._writer.submit(lambda c: c.execute("UPDATE jobs SET state = 'done' WHERE job_id = ?", (job_id,)))
+
+
+def _insert_job(c: sqlite3.Connection, j: JobRecord, run_after_epoch: float, created_epoch: float) -> None:
+    c.execute(
+        "INSERT INTO jobs (job_id, kind, resource_id, account_id, state, attempts, run_after_epoch, created_epoch) "
+        "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (j.job_id, j.kind, j.resource_id, j.account_id, j.attempts, run_after_epoch, created_epoch),
+    )
