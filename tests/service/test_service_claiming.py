@@ -240,3 +240,30 @@ def test_a_hard_delete_purges_and_a_replay_sends_again(pg_cluster, receiver: Rec
 
 def delivered(delivery_id: int, at: float) -> AttemptResult:
     return AttemptResult(AttemptRecord(delivery_id, 0, at, 200, 1.0, None), "delivered", None, "delivered")
+
+
+def test_a_resources_callbacks_go_one_at_a_time_in_the_order_queued(pg_cluster) -> None:
+    """Callbacks of one resource share a rank: arrival order decides, and while the first is pending
+    the next is no second head (found in the suite: `processing` sent before and beside `started`)."""
+    from palaver.delivery.worker import render
+    from palaver.storage.resources import Callback
+
+    async def body(w: World) -> None:
+        async def queue(status: str) -> None:
+            callback = Callback("dabc-1", w.account, f"document.{status}", "http://127.0.0.1:9/x", {"s": status})
+            await w.storage.resources.enqueue_callback(callback, w.clock.now())
+            await w.ledger.take_outbox(100, render)
+
+        await queue("started")
+        first = await w.ledger.claim("a", w.clock.now(), 30, 10)
+        assert [[d.event_type for d in chain] for chain in first] == [["document.started"]]
+        await queue("processing")  # arrives while `started` is claimed and still pending
+        await queue("ready")
+        assert await w.ledger.claim("b", w.clock.now(), 30, 10) == []
+        await w.ledger.release([d.delivery_id for chain in first for d in chain])
+        again = await w.ledger.claim("b", w.clock.now(), 30, 10)
+        assert [[d.event_type for d in chain] for chain in again] == [
+            ["document.started", "document.processing", "document.ready"]
+        ]
+
+    scenario(pg_cluster, body)

@@ -58,12 +58,15 @@ _TAKE = (
 )
 
 # A delivery that can be claimed now: pending, due, not held by a live claim, and the earliest
-# pending event of its conversation ($1 is the time now).
+# pending event of its conversation ($1 is the time now). Earliest by rank, then by arrival: a
+# conversation's lifecycle events have ranks of their own, a resource's callbacks (all of one rank)
+# go in the order they were queued, and while one is pending the next cannot become a second head.
 _CLAIMABLE = (
     "d.status = 'pending' AND d.next_attempt_epoch <= $1 "
     "AND (d.claimed_until IS NULL OR d.claimed_until < $1) "
     "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.conversation_id = d.conversation_id "
-    "                AND e.status = 'pending' AND e.event_rank < d.event_rank)"
+    "                AND e.status = 'pending' AND (e.event_rank < d.event_rank "
+    "                     OR (e.event_rank = d.event_rank AND e.delivery_id < d.delivery_id)))"
 )
 
 # Claim due conversations: each one's earliest pending event (the head) and the pending events
