@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse
 from palaver.api.resources import UNAUTHORIZED, route
 from palaver.api.schemas import ErrorBody
 
-# Out of /openapi.json: nothing here can succeed, so there is nothing for a client to build against
-# (and a schema-driven client would count the 410 as a failure of valid input).
-router = APIRouter(tags=["Deprecated"], include_in_schema=False)
+# In /openapi.json as deprecated operations whose only answer is 410, so the schema describes every
+# path Palaver serves.
+router = APIRouter(tags=["Deprecated"])
 
 GONE: dict[int | str, dict[str, Any]] = {410: {"model": ErrorBody, "description": "No longer supported"},
                                          **UNAUTHORIZED}  # fmt: skip
