@@ -83,15 +83,17 @@ class JobRunner:
         self.wake()
         return job.job_id
 
-    async def run_due(self) -> int:
-        """Claim what is due (up to the free concurrency) and run it to the end; returns how many ran.
-
-        For tests and the loop below; with a manual clock, one call runs one round.
-        """
+    async def _claim(self) -> list[JobRecord]:
+        """Due jobs of the registered kinds, up to the free concurrency, each leased to this process."""
         free = self._concurrency - len(self._running)
         if free <= 0 or not self._kinds:
-            return 0
-        claimed = await self._store.claim_jobs(sorted(self._kinds), self._clock.now(), self._lease_s, free)
+            return []
+        return await self._store.claim_jobs(sorted(self._kinds), self._clock.now(), self._lease_s, free)
+
+    async def run_due(self) -> int:
+        """Claim what is due and run it to the end; returns how many ran (tests: with a manual clock,
+        one call runs one round)."""
+        claimed = await self._claim()
         await asyncio.gather(*(self._run(job) for job in claimed))
         return len(claimed)
 
@@ -100,13 +102,10 @@ class JobRunner:
         while True:
             self._wake.clear()  # before claiming: a job submitted during the claim wakes the wait below
             try:
-                free = self._concurrency - len(self._running)
-                if free > 0 and self._kinds:
-                    claimed = await self._store.claim_jobs(sorted(self._kinds), self._clock.now(), self._lease_s, free)
-                    for job in claimed:
-                        task = asyncio.create_task(self._run(job), name=f"palaver-job-{job.job_id}")
-                        self._running.add(task)
-                        task.add_done_callback(self._running.discard)
+                for job in await self._claim():
+                    task = asyncio.create_task(self._run(job), name=f"palaver-job-{job.job_id}")
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
             except Exception:
                 log.exception("claiming jobs failed")
             try:

@@ -14,7 +14,7 @@ from palaver.domain.errors import InvalidId, ReadOnly, ValidationFailed
 from palaver.domain.replicas import STOCK_DOCUMENTS, shown
 from palaver.domain.vocabulary import Vocabulary
 from palaver.service.resources import ResourceKind, Resources
-from palaver.storage.resources import ResourceStore
+from palaver.storage.resources import ResourceRecord, ResourceStore
 
 KIND = "replica"
 MAX_NAME = 200
@@ -101,7 +101,7 @@ class ReplicaService:
             for purge in self.purge_hooks:
                 await purge(record.body)
 
-    async def _own(self, account_id: str, replica_id: str, vocabulary: Vocabulary) -> Any:
+    async def _own(self, account_id: str, replica_id: str, vocabulary: Vocabulary) -> ResourceRecord:
         record = await self.resources.find(account_id, replica_id)
         if record is None:
             raise InvalidId(vocabulary.name("replica_id"))
