@@ -1,0 +1,58 @@
+"""The room bus: how every process serving a room hears what happens in it.
+
+Each process keeps its own participants' sockets. Everything said in a room
+(a participant's message, the replica's answer, a join or a leave) is
+published on the bus and handed to every subscriber of that room in every
+process, this one included, in one order for all of them. On SQLite one
+process serves rooms and the bus is a dictionary of handlers; on PostgreSQL it
+is LISTEN/NOTIFY on the database already there (no extra broker).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class RoomBus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, conversation_id: str, message: dict[str, Any]) -> None:
+        """Hand `message` (a JSON object) to every handler of the room in every process."""
+        ...
+
+    def subscribe(self, conversation_id: str, handler: Handler) -> None: ...
+
+    def unsubscribe(self, conversation_id: str, handler: Handler) -> None: ...
+
+
+class LocalBus:
+    """One process: handlers are called in publish order, synchronously."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._handlers.clear()
+
+    async def publish(self, conversation_id: str, message: dict[str, Any]) -> None:
+        for handler in list(self._handlers.get(conversation_id, ())):
+            handler(message)
+
+    def subscribe(self, conversation_id: str, handler: Handler) -> None:
+        self._handlers[conversation_id].append(handler)
+
+    def unsubscribe(self, conversation_id: str, handler: Handler) -> None:
+        handlers = self._handlers.get(conversation_id)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[conversation_id]
