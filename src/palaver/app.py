@@ -19,6 +19,7 @@ from palaver.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from palaver.api.openapi import install_openapi
 from palaver.delivery import process as delivery_process
 from palaver.domain.clock import Clock, SystemClock
+from palaver.service.rooms.bus import open_room_bus
 from palaver.service.statistics import refresh_statistics_forever
 from palaver.service.webhooks import trim_outbox_forever
 from palaver.services import build_services
@@ -50,11 +51,14 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
         await storage.migrate()
         ledger = open_ledger(settings.database_url)
         await ledger.migrate()
-        build_services(app.state, storage, ledger, clock, settings)
+        bus = open_room_bus(settings.database_url)
+        await bus.start()
+        build_services(app.state, storage, ledger, clock, settings, bus)
         await app.state.timers.fire_due()  # deadlines that passed while the server was down
         tasks = [
             asyncio.create_task(app.state.timers.run(), name="palaver-timers"),
             asyncio.create_task(app.state.jobs.run(), name="palaver-jobs"),
+            asyncio.create_task(app.state.rooms.run(), name="palaver-rooms"),
         ]
         if backend_of(settings.database_url) == "sqlite":
             # PostgreSQL's delivery workers delete the changes they take: nothing to trim.
@@ -72,6 +76,8 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.jobs.close()
+            await app.state.rooms.close()
+            await bus.close()
             # All at once: each is given a grace period for its attempts in flight.
             await asyncio.gather(*(asyncio.to_thread(delivery_process.stop, worker) for worker in workers))
             await ledger.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 from palaver.domain.clock import Clock
 from palaver.service.auth import Authenticator
+from palaver.service.brains.select import BrainFactory
 from palaver.service.conversations import ConversationService
 from palaver.service.dictionaries import DictionaryService
 from palaver.service.document_processing import JOB_KIND as DOCUMENT_JOB
@@ -25,13 +26,17 @@ from palaver.service.pal_capabilities import PalCapabilities
 from palaver.service.personas import PersonaService
 from palaver.service.replica_training import ReplicaTraining
 from palaver.service.replicas import ReplicaService
+from palaver.service.rooms.bus import RoomBus
+from palaver.service.rooms.hub import MeetingTokens, RoomHub
 from palaver.service.timers import TimerService
 from palaver.service.tools import ToolService
 from palaver.settings import Settings
 from palaver.storage.base import DeliveryLedger, Storage
 
 
-def build_services(state: Any, storage: Storage, ledger: DeliveryLedger, clock: Clock, settings: Settings) -> None:
+def build_services(
+    state: Any, storage: Storage, ledger: DeliveryLedger, clock: Clock, settings: Settings, bus: RoomBus
+) -> None:
     """Set every service on `state` (the app's state), in dependency order."""
     resources = storage.resources
     state.storage = storage
@@ -59,8 +64,18 @@ def build_services(state: Any, storage: Storage, ledger: DeliveryLedger, clock: 
         resources, storage.document_chunks, clock, state.jobs, allow_private=settings.allow_private_callbacks
     )
     state.jobs.register(DOCUMENT_JOB, state.documents.job_kind())
+    tokens = MeetingTokens(storage)
     state.conversations = ConversationService(
-        storage, clock, settings.public_url, ledger=ledger, personas=state.personas, memories=state.memories
+        storage,
+        clock,
+        settings.public_url,
+        ledger=ledger,
+        personas=state.personas,
+        memories=state.memories,
+        tokens=tokens,
     )
+    state.brains = BrainFactory(settings, state.documents, state.tools, state.objectives, state.guardrails)
+    state.rooms = RoomHub(storage, bus, state.brains, state.personas, tokens, clock)
+    state.conversations.on_ended = state.rooms.ended_here
     state.timers = TimerService(storage, clock)
     state.health = DatabaseHealth(storage, clock)

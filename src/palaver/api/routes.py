@@ -18,6 +18,7 @@ from palaver.api import (
     personas,
     replica_training,
     replicas,
+    room_socket,
     rooms,
     skills,
     tools,
@@ -42,6 +43,7 @@ def routers() -> list[APIRouter]:
         deprecated.router,
         documents.router,
         rooms.router,
+        room_socket.router,
         health.router,
         metrics.router,
     ]

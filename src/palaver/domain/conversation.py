@@ -11,6 +11,7 @@ both win.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,6 +57,8 @@ class History:
     created_at: str
     ended_at: str | None
     shutdown_reason: str | None
+    # The room's transcript entries (storage/rooms.py), loaded only where the transcript is rendered.
+    turns: tuple[dict[str, Any], ...] = ()
 
 
 def initial_status(test_mode: bool) -> Status:
@@ -79,8 +82,13 @@ def end(status: str) -> Status:
 
 
 def transcript(history: History) -> list[dict[str, Any]]:
-    """The end-of-call transcript: the system prompt entry, then the turns (none until rooms exist)."""
-    return [{"role": "system", "content": history.system_prompt}]
+    """The end-of-call transcript: the system prompt entry first, then the room's turns in order."""
+    return [{"role": "system", "content": history.system_prompt}, *history.turns]
+
+
+def parse_turns(text: str | None) -> tuple[dict[str, Any], ...]:
+    """The transcript entries as storage returns them for the outbox: a JSON array's text, or None."""
+    return tuple(json.loads(text)) if text else ()
 
 
 def lifecycle_events(history: History, only: Container[str] | None = None) -> list[Event]:

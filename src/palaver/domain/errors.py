@@ -83,3 +83,7 @@ class InvalidPatch(PalaverError):
 
 class ReadOnly(PalaverError):
     """A change to a stock (system) object, which every account shares and none may change."""
+
+
+class RoomFull(Exception):
+    """A join that `max_participants` (the replica counts as one) does not allow; raised by storage."""

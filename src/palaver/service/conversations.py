@@ -7,8 +7,9 @@ the events it records commit together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from palaver.domain import conversation as lifecycle
 from palaver.domain.catalog import DEFAULT_PERSONA_ID
@@ -18,11 +19,14 @@ from palaver.domain.errors import InvalidId, ValidationFailed
 from palaver.domain.ids import is_conversation_id, is_resource_id, new_conversation_id
 from palaver.domain.personas import PERSONA
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
-from palaver.domain.tokens import meeting_token
 from palaver.service.memories import MemoryService
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
 from palaver.storage.base import ConversationRecord, DeliveryLedger, Storage
+
+
+class TokenMinter(Protocol):
+    async def mint(self, conversation_id: str, issued_at: float, expires_at: float) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class ConversationService:
         ledger: DeliveryLedger | None = None,
         personas: PersonaService | None = None,
         memories: MemoryService | None = None,
+        tokens: TokenMinter | None = None,
     ) -> None:
         self._storage = storage
         self._ledger = ledger
@@ -64,6 +69,9 @@ class ConversationService:
         self._public_url = public_url.rstrip("/")
         self._personas = personas or PersonaService(storage.resources, clock, ReplicaService(storage.resources, clock))
         self._memories = memories
+        self._tokens = tokens
+        # Called with the id of every conversation this process ends (the rooms close its sockets at once).
+        self.on_ended: Callable[[str], None] | None = None
 
     def conversation_url(self, conversation_id: str) -> str:
         return f"{self._public_url}/rooms/{conversation_id}"
@@ -77,7 +85,9 @@ class ConversationService:
         conversation_id = new_conversation_id()
         token = None
         if spec.require_auth:
-            token = meeting_token(conversation_id, now, now + spec.timers.participant_absent_timeout)
+            if self._tokens is None:
+                raise ValidationFailed("require_auth rooms are not available on this server")
+            token = await self._tokens.mint(conversation_id, now, now + spec.timers.participant_absent_timeout)
         if spec.conversational_context:
             system_prompt = f"{system_prompt}\n\n{spec.conversational_context}".strip()
         record = ConversationRecord(
@@ -141,7 +151,10 @@ class ConversationService:
             raise InvalidId("conversation_id")
         if not verbose:
             return ConversationView(record)
-        events = [e.envelope() for e in lifecycle.lifecycle_events(record.history)]
+        history = record.history
+        if history.ended_at is not None and not history.test_mode:
+            history = replace(history, turns=tuple(await self._storage.rooms.turns(conversation_id)))
+        events = [e.envelope() for e in lifecycle.lifecycle_events(history)]
         return ConversationView(record, events, await self._deliveries(conversation_id))
 
     async def _deliveries(self, conversation_id: str) -> list[dict[str, Any]]:
@@ -185,6 +198,8 @@ class ConversationService:
         )
         if outcome is EndOutcome.NOT_FOUND:
             raise InvalidId("conversation_id")
+        if outcome is EndOutcome.ENDED and self.on_ended is not None:
+            self.on_ended(conversation_id)
         return outcome
 
     async def participant_joined(self, conversation_id: str) -> bool:
@@ -211,3 +226,5 @@ class ConversationService:
         )
         if not found:
             raise InvalidId("conversation_id")
+        if self.on_ended is not None:
+            self.on_ended(conversation_id)

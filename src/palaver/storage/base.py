@@ -212,9 +212,11 @@ class Storage(Protocol):
         """
         ...
 
-    async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
+    async def record_presence(self, conversation_id: str, *, joined: bool, at: float, limit: int | None = None) -> bool:
         """A participant joined (or left) an active conversation; its deadline is recomputed
-        in the same transaction. False if the conversation is not active."""
+        in the same transaction. False if the conversation is not active. A join raises RoomFull
+        (and changes nothing) when `limit` participants are in already: checked in the same
+        write, so joins racing through several processes cannot overshoot."""
         ...
 
     async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:

@@ -25,7 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, parse_turns
+from palaver.domain.errors import RoomFull
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, EndRequest, OutboxChange
@@ -209,7 +210,7 @@ class PostgresStorage:
         epoch = time.time() if at_epoch is None else at_epoch
         return self._ends.submit(EndRequest(account_id, conversation_id, reason, at, epoch))
 
-    async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
+    async def record_presence(self, conversation_id: str, *, joined: bool, at: float, limit: int | None = None) -> bool:
         pool = await self._pool.get()
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -220,6 +221,8 @@ class PostgresStorage:
             )
             if row is None or row["status"] != ENDS_FROM:
                 return False
+            if joined and limit is not None and row[4] >= limit:
+                raise RoomFull(conversation_id)
             presence = Presence(row[4], row[5], row[6])
             presence = presence.joined() if joined else presence.left(at)
             deadline = next_deadline(row[0], TimerSettings(row[1], row[2], row[3]), presence)
@@ -385,5 +388,6 @@ class PostgresStorage:
 
 def outbox_change(r: asyncpg.Record) -> OutboxChange:
     """An outbox row joined with its conversation's facts (None where the conversation is gone)."""
-    history = None if r[5] is None else History(r[1], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+    turns = parse_turns(r[13]) if len(r) > 13 else ()
+    history = None if r[5] is None else History(r[1], r[6], r[7], r[8], r[9], r[10], r[11], r[12], turns)
     return OutboxChange(r[0], r[1], r[2], r[3], r[4], r[5], history)

@@ -53,7 +53,9 @@ _TAKE = (
     "  DELETE FROM webhook_outbox WHERE seq IN (SELECT seq FROM webhook_outbox ORDER BY seq LIMIT $1) "
     "  RETURNING seq, conversation_id, change, detail, at_epoch"
     ") SELECT t.seq, t.conversation_id, t.change, t.detail, t.at_epoch, c.account_id, c.test_mode, "
-    "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason "
+    "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
+    "CASE WHEN t.change = 'ended' THEN (SELECT '[' || string_agg(x.entry, ',' ORDER BY x.idx) || ']' "
+    "FROM conversation_turns x WHERE x.conversation_id = t.conversation_id) END "
     "FROM taken t LEFT JOIN conversations c ON c.conversation_id = t.conversation_id ORDER BY t.seq"
 )
 

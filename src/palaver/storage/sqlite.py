@@ -15,8 +15,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History
-from palaver.domain.errors import ConcurrencyLimitReached
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, parse_turns
+from palaver.domain.errors import ConcurrencyLimitReached, RoomFull
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.storage.base import (
@@ -54,6 +54,14 @@ _INSERT_CONVERSATION = (
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(*row)
+
+
+# The transcript of an ended conversation, for the outbox reader: its entries' stored text joined
+# into one JSON array, byte for byte (the delivery worker renders `transcription_ready` from it).
+TURNS_OF_ENDED = (
+    "CASE WHEN o.change = 'ended' THEN (SELECT '[' || group_concat(entry, ',') || ']' FROM "
+    "(SELECT entry FROM conversation_turns t WHERE t.conversation_id = o.conversation_id ORDER BY idx)) END"
+)
 
 
 class SQLiteStorage:
@@ -227,7 +235,7 @@ class SQLiteStorage:
         epoch = time.time() if at_epoch is None else at_epoch
         return self._writer.end(QueuedEnd(account_id, conversation_id, reason, at, epoch))
 
-    async def record_presence(self, conversation_id: str, *, joined: bool, at: float) -> bool:
+    async def record_presence(self, conversation_id: str, *, joined: bool, at: float, limit: int | None = None) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "SELECT created_epoch, max_call_duration, participant_absent_timeout, participant_left_timeout, "
@@ -237,6 +245,8 @@ class SQLiteStorage:
             ).fetchone()
             if row is None:
                 return False
+            if joined and limit is not None and row[4] >= limit:
+                raise RoomFull(conversation_id)
             presence = Presence(row[4], bool(row[5]), row[6])
             presence = presence.joined() if joined else presence.left(at)
             deadline = next_deadline(row[0], TimerSettings(row[1], row[2], row[3]), presence)
@@ -302,7 +312,8 @@ class SQLiteStorage:
     async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
         rows = self._read.execute(
             "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
-            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason "
+            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
+            f"{TURNS_OF_ENDED} "
             "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
             "WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?",
             (after_seq, _MAX_SEQ if through_seq is None else through_seq, limit),
@@ -315,7 +326,9 @@ class SQLiteStorage:
                 r[3],
                 r[4],
                 r[5],
-                None if r[5] is None else History(r[1], bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12]),
+                None
+                if r[5] is None
+                else History(r[1], bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], parse_turns(r[13])),
             )
             for r in rows
         ]
