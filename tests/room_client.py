@@ -27,7 +27,7 @@ class RoomParticipant:
         if token is not None:
             params["token"] = token
         self.conversation_id = conversation_url.rstrip("/").rsplit("/", 1)[1]
-        self.ws = connect(socket_url(conversation_url, **params), max_size=None, open_timeout=10)
+        self.ws = connect(socket_url(conversation_url, **params), max_size=None, open_timeout=10, legacy=True)
         self.messages: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None

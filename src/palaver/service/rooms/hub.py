@@ -169,7 +169,6 @@ class RoomHub:
     async def leave(self, room: LocalRoom, participant: Participant) -> None:
         if room.local.pop(participant.participant_id, None) is None:
             return
-        room.roster.pop(participant.participant_id, None)
         with contextlib.suppress(Exception):
             await self._storage.record_presence(room.conversation_id, joined=False, at=self._clock.now())
         if not room.closed:
