@@ -28,6 +28,7 @@ from palaver.settings import Settings
 
 log = logging.getLogger("palaver.serve")
 
+WS_MAX_FRAME = 256 * 1024  # bytes
 RESTART_DELAY = 1.0  # seconds before a server process that died is started again
 
 
@@ -35,7 +36,17 @@ def uvicorn_server(app: Any, sock: socket.socket) -> tuple[Any, Callable[[], Non
     """A uvicorn server for `app` on `sock`, and the call that runs it."""
     import uvicorn
 
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning")
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="on",
+        log_level="warning",
+        # Room sockets: a frame is refused (close 1009) well before it can take much memory;
+        # the room itself refuses messages over 64 KiB with a clear error (api/room_socket.py).
+        ws_max_size=WS_MAX_FRAME,
+    )
     server = uvicorn.Server(config)
     return server, lambda: server.run(sockets=[sock])
 
