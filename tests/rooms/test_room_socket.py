@@ -55,7 +55,7 @@ def test_echo_speaks_exactly_and_joins_pieces(client):
     conv = create(client, persona_id=ECHO_PERSONA)
     with RoomParticipant(conv["conversation_url"]) as p:
         p.wait_for("system.replica_joined")
-        p.send("conversation.echo", {"text": "Exactly <emotion value=\"excited\"/> this."})
+        p.send("conversation.echo", {"text": 'Exactly <emotion value="excited"/> this.'})
         said = p.wait_for("conversation.utterance")
         assert said["properties"]["speech"] == 'Exactly <emotion value="excited"/> this.'
         p.send("conversation.echo", {"text": "One, ", "done": False, "inference_id": "inf-1"})
@@ -101,10 +101,27 @@ def test_context_sensitivity_and_tool_result_are_accepted(client):
         ("[1, 2]", "JSON object"),
         (json.dumps({"message_type": "conversation", "event_type": "conversation.dance"}), "unknown event_type"),
         (json.dumps({"message_type": "conversation", "event_type": "conversation.respond", "properties": {}}), "text"),
-        (json.dumps({"message_type": "conversation", "event_type": "conversation.respond",
-                     "conversation_id": "c000000000000000", "properties": {"text": "hi"}}), "not this room"),
-        (json.dumps({"message_type": "conversation", "event_type": "conversation.sensitivity",
-                     "properties": {"participant_pause_sensitivity": "loud"}}), "must be one of"),
+        (
+            json.dumps(
+                {
+                    "message_type": "conversation",
+                    "event_type": "conversation.respond",
+                    "conversation_id": "c000000000000000",
+                    "properties": {"text": "hi"},
+                }
+            ),
+            "not this room",
+        ),
+        (
+            json.dumps(
+                {
+                    "message_type": "conversation",
+                    "event_type": "conversation.sensitivity",
+                    "properties": {"participant_pause_sensitivity": "loud"},
+                }
+            ),
+            "must be one of",
+        ),
         (json.dumps({"message_type": "elsewhere"}), "message_type"),
     ],
 )
@@ -120,9 +137,10 @@ def test_bad_messages_get_an_error_and_the_socket_stays(client, frame, needle):
 
 def test_oversized_message_closes_only_that_socket(client):
     conv = create(client, persona_id=ECHO_PERSONA)
-    with RoomParticipant(conv["conversation_url"], name="big") as big, RoomParticipant(
-        conv["conversation_url"], name="other"
-    ) as other:
+    with (
+        RoomParticipant(conv["conversation_url"], name="big") as big,
+        RoomParticipant(conv["conversation_url"], name="other") as other,
+    ):
         big.wait_for("system.replica_joined")
         other.wait_for("system.replica_joined")
         big.send_raw("x" * (64 * 1024 + 1))
@@ -145,8 +163,11 @@ def test_two_participants_see_each_other(client):
             known = [x["user_name"] for x in b_welcome["properties"]["participants"]]
             if "A" not in known:
                 assert b.wait_for("room.participant_joined")["properties"]["participant"]["user_name"] == "A"
-            a.ws.send(json.dumps({"message_type": "room", "event_type": "room.app_message",
-                                  "properties": {"data": {"hello": "B"}}}))
+            a.ws.send(
+                json.dumps(
+                    {"message_type": "room", "event_type": "room.app_message", "properties": {"data": {"hello": "B"}}}
+                )
+            )
             relayed = b.wait_for("room.app_message")
             assert relayed["properties"]["data"]["properties"]["data"] == {"hello": "B"}
             b.send("conversation.echo", {"text": "for everyone"})

@@ -72,7 +72,9 @@ class SQLiteRooms:
 
     async def release_host(self, conversation_id: str, host: str) -> None:
         await self._writer.submit(
-            lambda c: c.execute("DELETE FROM room_hosts WHERE conversation_id = ? AND host = ?", (conversation_id, host))
+            lambda c: c.execute(
+                "DELETE FROM room_hosts WHERE conversation_id = ? AND host = ?", (conversation_id, host)
+            )
         )
 
     async def shared_secret(self, name: str) -> bytes:

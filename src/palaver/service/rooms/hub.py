@@ -120,6 +120,7 @@ class RoomHub:
         room = self.rooms.get(conversation_id)
         if room is None or room.closed:
             room = self.rooms[conversation_id] = LocalRoom(conversation_id, self._bus)
+            room.on_host_released = self._take_over
         self._records[conversation_id] = record
         participant = Participant(uuid.uuid4().hex[:16], user_name[:100] or "Guest", round(now, 3))
         room.local[participant.participant_id] = participant
@@ -185,6 +186,11 @@ class RoomHub:
         await room.close(ip.room_message(room.conversation_id, ip.ROOM_ENDED, {}))
         if was_host:
             await self._rooms_store.release_host(room.conversation_id, self.host_id)
+            await self._bus.publish(room.conversation_id, {"k": "released"})
+
+    def _take_over(self, room: LocalRoom) -> None:
+        if room.host is None and not room.closed:
+            asyncio.get_running_loop().create_task(self._ensure_host(room))
 
     # -- hosting the replica ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,7 @@ class LocalRoom:
         self._inbox: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.closed = False
+        self.on_host_released: Callable[[LocalRoom], None] | None = None
         bus.subscribe(conversation_id, self.on_bus)
 
     async def publish(self, message: dict[str, Any]) -> None:
@@ -112,6 +114,8 @@ class LocalRoom:
                     )
                 if self.host is not None:
                     self._inbox.put_nowait((pid, "join", {}))
+        elif kind == "released" and self.on_host_released is not None and self.local:
+            self.on_host_released(self)  # the host left: take the replica over now, not at the next tick
         elif kind == "leave":
             pid = message["p"]
             info = self.roster.pop(pid, None)

@@ -1,0 +1,95 @@
+"""One room across processes on PostgreSQL: participants on A and B share it; ending through C closes both.
+
+Three independent `palaver serve` processes on one database (as on three hosts).
+The replica is hosted by one of them; the others relay through LISTEN/NOTIFY.
+When the host's participant leaves, the other process takes the replica over
+and the conversation goes on with its transcript.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from backends import PostgresBackend
+from room_client import RoomParticipant
+from servers import PalaverServer, create_key
+
+ECHO_PERSONA = "pipecat0"
+REPLICA = "r90bbd427f71"
+
+
+@pytest.fixture
+def three(pg_cluster, tmp_path):
+    database = PostgresBackend(pg_cluster, prefix="rooms3")
+    nodes = []
+    try:
+        for name in ("a", "b", "c"):
+            nodes.append(PalaverServer(tmp_path / name, database=database, name=name).start())
+        key = create_key(database.url, name="rooms", max_concurrent=1000)
+        yield nodes, key
+    finally:
+        for node in nodes:
+            node.stop()
+        database.drop()
+
+
+def url_on(node: PalaverServer, conversation_url: str) -> str:
+    return node.base_url + "/rooms/" + conversation_url.rsplit("/", 1)[1]
+
+
+def test_participants_on_two_processes_share_the_room_and_an_end_elsewhere_closes_both(three):
+    (a, b, c), key = three
+    with a.client(key.key) as api:
+        conv = api.post(
+            "/v2/conversations",
+            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "custom_greeting": "Hello both."},
+        ).json()
+    cid = conv["conversation_id"]
+    with RoomParticipant(url_on(a, conv["conversation_url"]), name="on-a") as pa:
+        pa.wait_for("system.replica_joined")
+        assert pa.wait_for("conversation.utterance")["properties"]["speech"] == "Hello both."
+        with RoomParticipant(url_on(b, conv["conversation_url"]), name="on-b") as pb:
+            pb.wait_for("system.replica_joined")
+            assert pa.wait_for("room.participant_joined")["properties"]["participant"]["user_name"] == "on-b"
+            assert pb.wait_for("room.participant_joined")["properties"]["participant"]["user_name"] == "on-a"
+            # B speaks through process B; the replica (hosted on A) answers both.
+            pb.send("conversation.echo", {"text": "said on B"})
+            for p in (pa, pb):
+                said = p.wait_for("conversation.utterance")
+                assert said["properties"]["speech"] == "said on B"
+            seq_a = [m["seq"] for m in pa.messages if "seq" in m and m["event_type"] != "system.replica_joined"]
+            seq_b = [m["seq"] for m in pb.messages if "seq" in m and m["event_type"] != "system.replica_joined"]
+            assert seq_a[-1] == seq_b[-1]  # the same message, the same seq, on both processes
+            pa.ws.send('{"message_type":"room","event_type":"room.app_message","properties":{"data":"hi B"}}')
+            assert pb.wait_for("room.app_message")["properties"]["data"]["properties"]["data"] == "hi B"
+            # The end goes through C, which has no socket of this room.
+            t0 = time.monotonic()
+            with c.client(key.key) as api:
+                assert api.post(f"/v2/conversations/{cid}/end").status_code == 200
+            for p in (pa, pb):
+                p.wait_for("room.ended", timeout=3)
+                assert p.wait_closed(3) == 4410
+                assert p.closed_at - t0 < 1.0
+
+
+def test_the_replica_moves_to_the_process_that_still_has_participants(three):
+    (a, b, _), key = three
+    with a.client(key.key) as api:
+        conv = api.post(
+            "/v2/conversations",
+            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "properties": {"participant_left_timeout": 60}},
+        ).json()
+    with RoomParticipant(url_on(a, conv["conversation_url"]), name="host-side") as pa:
+        pa.wait_for("system.replica_joined")  # the first to join: A hosts the replica
+        pb = RoomParticipant(url_on(b, conv["conversation_url"]), name="stays")
+        pb.wait_for("system.replica_joined")
+        pa.send("conversation.echo", {"text": "first"})
+        pb.wait_for("conversation.utterance")
+    with pb:
+        pb.wait_for("room.participant_left")
+        pb.send("conversation.echo", {"text": "after the handover"})
+        said = pb.wait_for("conversation.utterance", timeout=10)
+        assert said["properties"]["speech"] == "after the handover"
+        seqs = [m["seq"] for m in pb.messages if "seq" in m]
+        assert seqs[-1] > max(seqs[:-1])  # the new host goes on from the seq it saw
