@@ -14,7 +14,7 @@ from palaver import __version__
 from palaver.domain.clock import SystemClock, iso_timestamp
 from palaver.domain.shards import Shard
 from palaver.service.keys import UnknownAccount, issue_key
-from palaver.settings import DELIVERY_NICENESS, Settings, default_database_url
+from palaver.settings import DEFAULT_LLM_TIMEOUT, DELIVERY_NICENESS, Settings, default_database_url
 from palaver.storage import Storage, open_storage
 from palaver.storage.base import DeliveryLedger, backend_of, open_ledger
 
@@ -54,6 +54,46 @@ def webhook_options(command: F) -> F:
         "--allow-private-callbacks",
         is_flag=True,
         help="Deliver webhooks to loopback/private addresses too (local development and tests).",
+    )(command)
+
+
+def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"expected an http(s) URL, got {value!r}")
+    return value or None
+
+
+def llm_options(command: F) -> F:
+    """The default language model of `serve`: for personas whose `layers.llm` names no base_url."""
+    command = click.option(
+        "--llm-timeout",
+        type=click.FloatRange(min=0.1),
+        default=DEFAULT_LLM_TIMEOUT,
+        show_default=True,
+        envvar="PALAVER_LLM_TIMEOUT",
+        help="Seconds a room waits for a language model's first token, and then between tokens, before it "
+        "reports the model as failed ($PALAVER_LLM_TIMEOUT).",
+    )(command)
+    command = click.option(
+        "--llm-api-key",
+        default=None,
+        envvar="PALAVER_LLM_API_KEY",
+        help="Bearer key for --llm-base-url ($PALAVER_LLM_API_KEY; prefer the variable: flags show in ps).",
+    )(command)
+    command = click.option(
+        "--llm-model",
+        default=None,
+        envvar="PALAVER_LLM_MODEL",
+        help="Model to ask at --llm-base-url, unless a persona names a non-Tavus model ($PALAVER_LLM_MODEL).",
+    )(command)
+    return click.option(
+        "--llm-base-url",
+        default=None,
+        envvar="PALAVER_LLM_BASE_URL",
+        callback=_http_url,
+        help="Default OpenAI-compatible endpoint (e.g. http://127.0.0.1:11434/v1) for personas whose layers.llm "
+        "names no base_url; trusted, so it may be private ($PALAVER_LLM_BASE_URL). Without one, such replicas "
+        "answer from their knowledge base only.",
     )(command)
 
 
@@ -143,6 +183,7 @@ def main() -> None:
     envvar="PALAVER_POOL_SIZE",
     help="PostgreSQL: connections in each API process's pool.",
 )
+@llm_options
 def serve(
     host: str,
     port: int,
@@ -157,8 +198,17 @@ def serve(
     no_delivery: bool,
     workers: int,
     pool_size: int,
+    llm_base_url: str | None,
+    llm_model: str | None,
+    llm_api_key: str | None,
+    llm_timeout: float,
 ) -> None:
-    """Start the API server and its webhook delivery worker (migrations are applied first)."""
+    """Start the API server and its webhook delivery worker (migrations are applied first).
+
+    Replicas answer with their persona's LLM (`layers.llm.base_url`), else with the default LLM
+    given by --llm-base-url / --llm-model / --llm-api-key (or PALAVER_LLM_BASE_URL,
+    PALAVER_LLM_MODEL, PALAVER_LLM_API_KEY), else from their knowledge base (docs/brains.md).
+    """
     from palaver.serving import serve as run_server
 
     try:
@@ -191,6 +241,11 @@ def serve(
         delivery_process=not no_delivery,
         delivery_workers=delivery_workers or 1,
         pool_size=pool_size,
+        llm_base_url=llm_base_url or None,
+        llm_model=llm_model or None,
+        llm_api_key=llm_api_key or None,
+        llm_first_token_timeout=llm_timeout,
+        llm_idle_timeout=llm_timeout,
     )
 
     def ready() -> None:

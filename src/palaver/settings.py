@@ -16,6 +16,9 @@ DELIVERY_NICENESS = 19
 # take (connect 5 s + read 10 s) with room to record it. A worker that dies holds its claims this
 # long; then another worker sends them again (same webhook-id).
 DEFAULT_WEBHOOK_LEASE = 30.0
+# The replica's language model: how long a room waits for the first streamed token of an answer
+# (connecting included), and for each next one, before it tells the participants the model failed.
+DEFAULT_LLM_TIMEOUT = 30.0
 
 
 def default_database_url() -> str:
@@ -42,3 +45,10 @@ class Settings:
     delivery_workers: int = 1
     # PostgreSQL: connections in each process's main pool (docs/deployment.md).
     pool_size: int = 10
+    # The default language model for personas whose `layers.llm` names no `base_url` (docs/brains.md).
+    # The operator's endpoint is trusted: it is reached even on a private address.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_first_token_timeout: float = DEFAULT_LLM_TIMEOUT
+    llm_idle_timeout: float = DEFAULT_LLM_TIMEOUT

@@ -83,7 +83,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def guarded_client(*, allow_private: bool, timeout: float = 30.0, **kwargs: Any) -> httpx.AsyncClient:
+def guarded_client(*, allow_private: bool, timeout: float | httpx.Timeout = 30.0, **kwargs: Any) -> httpx.AsyncClient:
     """An httpx client that connects only where the guard allows (no proxies from the environment)."""
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx builds its httpcore pool itself; only the pool's network layer is swapped for the guarded one.
