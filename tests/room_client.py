@@ -54,8 +54,13 @@ class RoomParticipant:
 
     # -- sending
     def send(self, event_type: str, properties: dict[str, Any] | None = None, **extra: Any) -> None:
-        message = {"message_type": "conversation", "event_type": event_type,
-                   "conversation_id": self.conversation_id, "properties": properties or {}, **extra}
+        message = {
+            "message_type": "conversation",
+            "event_type": event_type,
+            "conversation_id": self.conversation_id,
+            "properties": properties or {},
+            **extra,
+        }
         self.ws.send(json.dumps(message))
 
     def send_raw(self, data: str | bytes) -> None:
@@ -75,9 +80,14 @@ class RoomParticipant:
                         return m
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.closed_at is not None and not self._reader.is_alive()):
-                    seen = [m.get("event_type") for m in self.messages[self._cursor:]]
-                    raise AssertionError(f"no {event_type} {props or ''} within {timeout}s; after cursor: {seen}; "
-                                         f"closed: {self.close_code} {self.close_reason}")
+                    seen = [
+                        m.get("event_type") if m.get("event_type") != "room.error" else m
+                        for m in self.messages[self._cursor :]
+                    ]
+                    raise AssertionError(
+                        f"no {event_type} {props or ''} within {timeout}s; after cursor: {seen}; "
+                        f"closed: {self.close_code} {self.close_reason}"
+                    )
                 self._cond.wait(min(left, 0.2))
 
     def of_type(self, event_type: str) -> list[dict[str, Any]]:

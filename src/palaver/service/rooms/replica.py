@@ -228,6 +228,8 @@ class ReplicaHost:
     async def _answer(self, inference_id: str) -> None:
         """Stream the brain's answer; on an interrupt (cancellation) close the utterance as interrupted."""
         speech, index, started = "", 0, None
+        stored = 0  # how much of `speech` is already in the transcript (with a tool call)
+        self._tool_results.clear()  # calls of an interrupted answer wait no more
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 calls: list[ToolCall] = []
@@ -245,13 +247,15 @@ class ReplicaHost:
                         index += 1
                     else:
                         calls.append(out)
+                        # Ready for the result before the app can see the call.
+                        self._tool_results[out.tool_call_id] = asyncio.get_running_loop().create_future()
                         await self.send(ip.TOOL_CALL, {"name": out.name, "arguments": out.arguments,
                                                        "tool_call_id": out.tool_call_id},
                                         inference_id=inference_id)  # fmt: skip
                 if not calls:
                     break
-                await self._run_tools(calls, speech, inference_id)
-                speech = ""  # the text before the tool call was stored with it
+                await self._run_tools(calls, speech[stored:], inference_id)
+                stored = len(speech)  # the utterance goes on; the transcript has the text so far
         except RoomClosed:
             return
         except BrainError as exc:
@@ -260,10 +264,10 @@ class ReplicaHost:
                 return
         except asyncio.CancelledError:
             if started is not None and not self.closed:
-                await asyncio.shield(self._finish(speech, index, started, inference_id, interrupted=True))
+                await asyncio.shield(self._finish(speech, stored, index, started, inference_id, interrupted=True))
             raise
         if started is not None:
-            await self._finish(speech, index, started, inference_id, interrupted=False)
+            await self._finish(speech, stored, index, started, inference_id, interrupted=False)
 
     async def _run_tools(self, calls: list[ToolCall], speech: str, inference_id: str) -> None:
         """Wait for the app's `conversation.tool_result` of every call (Tavus never runs tools itself)."""
@@ -271,9 +275,7 @@ class ReplicaHost:
                        "function": {"name": c.name, "arguments": c.arguments}} for c in calls]  # fmt: skip
         await self._store(self._entry("assistant", speech, self._clock.now(), inference_id=inference_id,
                                       tool_calls=tool_calls))  # fmt: skip
-        loop = asyncio.get_running_loop()
-        futures = {c.tool_call_id: loop.create_future() for c in calls}
-        self._tool_results.update(futures)
+        futures = {c.tool_call_id: self._tool_results[c.tool_call_id] for c in calls}
         try:
             for call_id, future in futures.items():
                 waited_from = self._clock.now()
@@ -285,7 +287,10 @@ class ReplicaHost:
             for call_id in futures:
                 self._tool_results.pop(call_id, None)
 
-    async def _finish(self, speech: str, index: int, started: float, inference_id: str, *, interrupted: bool) -> None:
+    async def _finish(
+        self, speech: str, stored: int, index: int, started: float, inference_id: str, *, interrupted: bool
+    ) -> None:
+        """Close the utterance (the whole text of this inference) and store what the transcript lacks."""
         final = {"role": "replica", "speech": speech, "content_index": index, "final": True}
         if interrupted:
             final["is_interrupted"] = True
@@ -298,4 +303,4 @@ class ReplicaHost:
         await self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": interrupted},
                         inference_id=inference_id)  # fmt: skip
         with contextlib.suppress(RoomClosed):
-            await self._store(self._entry("assistant", speech, started, inference_id=inference_id))
+            await self._store(self._entry("assistant", speech[stored:], started, inference_id=inference_id))
