@@ -18,6 +18,7 @@ from palaver.domain.shards import Shard
 from palaver.domain.timers import Deadline, TimerSettings
 from palaver.storage.document_chunks import DocumentChunks
 from palaver.storage.resources import ResourceStore
+from palaver.storage.rooms import RoomStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,7 @@ class AttemptResult:
 class Storage(Protocol):
     resources: ResourceStore  # personas, replicas, tools, ... and their jobs (storage/resources.py)
     document_chunks: DocumentChunks  # documents' text, full-text searched (storage/document_chunks.py)
+    rooms: RoomStore  # live rooms' transcripts, hosts and shared secrets (storage/rooms.py)
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""

@@ -37,6 +37,7 @@ from palaver.storage.postgres_ends import end_many
 from palaver.storage.postgres_media import PostgresMedia
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.postgres_resources import PostgresResources
+from palaver.storage.postgres_rooms import PostgresRooms, purge_room
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
 
 _KEY_COLUMNS = "key_id, account_id, name, lookup, key_hash, created_at, revoked_at"
@@ -62,6 +63,7 @@ class PostgresStorage:
         self.resources = PostgresResources(self._pool)
         self.document_chunks = PostgresDocumentChunks(self._pool)
         self.media = PostgresMedia(self._pool)
+        self.rooms = PostgresRooms(self._pool)
 
     async def migrate(self) -> list[str]:
         conn = await self._pool.one_off()
@@ -325,6 +327,7 @@ class PostgresStorage:
                 # Purged means purged: the delivery workers drop the conversation's webhooks
                 # and their attempts when they take this outbox row.
                 await conn.execute("DELETE FROM conversations WHERE conversation_id = $1", conversation_id)
+                await purge_room(conn, conversation_id)  # its transcript and room host too
                 await conn.execute(
                     "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES ($1, 'purged', $2)",
                     conversation_id,

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 class RoomStore(Protocol):
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
         """Store one transcript entry after the others; False (nothing stored) unless the conversation
-        is active. On PostgreSQL the conversation's row is share-locked for it, so an end that commits
-        after this append sees it, and an append after the end is refused."""
+        is active. On PostgreSQL the conversation's row is locked for it (storage/postgres_rooms.py), so an
+        end that commits after this append sees it, and an append after the end is refused."""
         ...
 
     async def turns(self, conversation_id: str) -> list[dict[str, Any]]:

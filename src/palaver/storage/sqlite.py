@@ -37,6 +37,7 @@ from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_sec
 from palaver.storage.sqlite_document_chunks import SQLiteDocumentChunks
 from palaver.storage.sqlite_media import SQLiteMedia
 from palaver.storage.sqlite_resources import SQLiteResources
+from palaver.storage.sqlite_rooms import SQLiteRooms, purge_room
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
     GroupCommitter,
@@ -71,6 +72,7 @@ class SQLiteStorage:
         self.resources = SQLiteResources(self._writer, self._read)
         self.document_chunks = SQLiteDocumentChunks(self._writer, self._read)
         self.media = SQLiteMedia(self._writer, self._read)
+        self.rooms = SQLiteRooms(self._writer, self._read)
         self._checkpointer = Checkpointer(path, self._synchronous) if checkpoints else None
         self._closed = False
 
@@ -353,6 +355,7 @@ class SQLiteStorage:
                 # Purged means purged: the delivery worker drops the conversation's
                 # webhooks and their attempts when it reaches this outbox row.
                 conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
+                purge_room(conn, conversation_id)  # its transcript and room host too
                 conn.execute(
                     "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'purged', ?)",
                     (conversation_id, epoch),

@@ -1,0 +1,115 @@
+"""PostgreSQL implementation of `RoomStore` (storage/rooms.py), on the storage's pool.
+
+An append and an end of the same conversation, in any two processes, must not
+interleave: an append that found the conversation active but committed after
+the end would add a turn to a transcript already delivered. So the append
+locks the conversation's row (`FOR NO KEY UPDATE`) before it checks and writes,
+and every path out of `active` (the batched end, delete, the timers) locks the
+same row `FOR UPDATE`: whichever comes second waits for the other's commit and
+then sees what it did. `FOR SHARE` would be enough against the end, but two
+appends of one room would then both read the same last index; this lock also
+queues them (it conflicts with no foreign-key check, and a room appends a few
+turns a second at most).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from palaver.domain.conversation import ENDS_FROM
+from palaver.storage.postgres_pool import LazyPool
+from palaver.storage.resources import dump
+
+# The primary key alone in the condition, the rest checked on the locked row (decision #66). In
+# READ COMMITTED a row another transaction is ending is waited for and then read as it left it.
+_LOCK = "SELECT status, deleted_at FROM conversations WHERE conversation_id = $1 FOR NO KEY UPDATE"
+# A statement of its own after the lock, so that its snapshot, taken once the lock is held,
+# sees the turns every earlier append of the room committed.
+_APPEND = (
+    "INSERT INTO conversation_turns (conversation_id, idx, entry) "
+    "SELECT $1, coalesce(max(idx) + 1, 0), $2 FROM conversation_turns WHERE conversation_id = $1"
+)
+# One lookup of the primary key per id: the subquery cannot be flattened into a join (OFFSET 0
+# with a lateral reference), so no plan can scan the table instead, whatever the statistics say.
+_CLOSED_AMONG = (
+    "SELECT DISTINCT r.id FROM unnest($1::text[]) AS r(id) "
+    "LEFT JOIN LATERAL (SELECT status, deleted_at FROM conversations WHERE conversation_id = r.id OFFSET 0) c "
+    "ON true "
+    f"WHERE c.status IS DISTINCT FROM '{ENDS_FROM}' OR c.deleted_at IS NOT NULL"
+)
+# As in SQLite (storage/sqlite_rooms.py): take the lease if free, held by `host`, or lapsed at $4.
+# Concurrent claims of a new room: one inserts, the other waits for it and then sees its row.
+_CLAIM_HOST = (
+    "INSERT INTO room_hosts (conversation_id, host, until) VALUES ($1, $2, $3) "
+    "ON CONFLICT (conversation_id) DO UPDATE SET host = excluded.host, until = excluded.until "
+    "WHERE room_hosts.host = excluded.host OR room_hosts.until <= $4 "
+    "RETURNING 1"
+)
+
+
+class PostgresRooms:
+    def __init__(self, pool: LazyPool) -> None:
+        self._pool = pool
+        # Secrets are never changed once made: read once per process.
+        self._secrets: dict[str, bytes] = {}
+
+    async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
+        text = dump(entry)
+        pool = await self._pool.get()
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_LOCK, conversation_id)
+            if row is None or row["status"] != ENDS_FROM or row["deleted_at"] is not None:
+                return False
+            await conn.execute(_APPEND, conversation_id, text)
+            return True
+
+    async def turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        pool = await self._pool.get()
+        rows = await pool.fetch(
+            "SELECT entry FROM conversation_turns WHERE conversation_id = $1 ORDER BY idx", conversation_id
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    async def closed_among(self, conversation_ids: Sequence[str]) -> set[str]:
+        if not conversation_ids:
+            return set()
+        pool = await self._pool.get()
+        return {row[0] for row in await pool.fetch(_CLOSED_AMONG, list(conversation_ids))}
+
+    async def claim_host(self, conversation_id: str, host: str, now: float, lease: float) -> bool:
+        pool = await self._pool.get()
+        return await pool.fetchval(_CLAIM_HOST, conversation_id, host, now + lease, now) is not None
+
+    async def release_host(self, conversation_id: str, host: str) -> None:
+        pool = await self._pool.get()
+        await pool.execute("DELETE FROM room_hosts WHERE conversation_id = $1 AND host = $2", conversation_id, host)
+
+    async def shared_secret(self, name: str) -> bytes:
+        known = self._secrets.get(name)
+        if known is not None:
+            return known
+        pool = await self._pool.get()
+        # Two statements, not one: a racing insert is waited for by ours, and only a new
+        # statement's snapshot sees the row it committed.
+        await pool.execute(
+            "INSERT INTO shared_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            secrets.token_bytes(32),
+        )
+        value = bytes(await pool.fetchval("SELECT value FROM shared_secrets WHERE name = $1", name))
+        self._secrets[name] = value
+        return value
+
+
+async def purge_room(conn: asyncpg.Connection, conversation_id: str) -> None:
+    """What a hard delete removes besides the conversation's row (in the delete's transaction)."""
+    await conn.execute(
+        "WITH turns AS (DELETE FROM conversation_turns WHERE conversation_id = $1) "
+        "DELETE FROM room_hosts WHERE conversation_id = $1",
+        conversation_id,
+    )
