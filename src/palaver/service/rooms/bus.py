@@ -56,3 +56,14 @@ class LocalBus:
             handlers.remove(handler)
             if not handlers:
                 del self._handlers[conversation_id]
+
+
+def open_room_bus(database_url: str) -> RoomBus:
+    """The bus for a database: LocalBus for SQLite (one process serves rooms), LISTEN/NOTIFY for PostgreSQL."""
+    from palaver.storage.base import backend_of
+
+    if backend_of(database_url) == "sqlite":
+        return LocalBus()
+    from palaver.storage.postgres_bus import PostgresRoomBus
+
+    return PostgresRoomBus(database_url)
