@@ -29,7 +29,7 @@ _APPEND = (
 # The ids given (a JSON array) that are not an active, visible conversation: one lookup of the
 # unique index per id, however many there are.
 _CLOSED_AMONG = (
-    "SELECT DISTINCT j.value FROM json_each(?) AS j WHERE NOT EXISTS ("
+    "SELECT j.value FROM json_each(?) AS j WHERE NOT EXISTS ("
     "SELECT 1 FROM conversations c WHERE c.conversation_id = j.value "
     f"AND c.status = '{ENDS_FROM}' AND c.deleted_at IS NULL)"
 )
