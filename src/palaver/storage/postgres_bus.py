@@ -51,6 +51,7 @@ KEEP_LARGE_S = 60.0  # how long a large message's body stays readable
 PRUNE_EVERY_S = 30.0
 PROBE_EVERY_S = 15.0  # an idle listening connection is asked `SELECT 1` this often ...
 PROBE_TIMEOUT_S = 5.0  # ... and given this long to answer
+CONNECT_TIMEOUT_S = 10.0
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 5.0
 _PREFIX = '{"c":"'
@@ -191,10 +192,16 @@ class PostgresRoomBus:
     # -- listening ----------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings=_LISTENER_SETTINGS)
-        conn.add_termination_listener(self._on_terminated)
-        await conn.add_listener(CHANNEL, self._on_notification)
+        conn = await asyncpg.connect(self._dsn, server_settings=_LISTENER_SETTINGS, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await conn.add_listener(CHANNEL, self._on_notification)
+        except BaseException:
+            conn.terminate()
+            raise
         self._listener = conn
+        conn.add_termination_listener(self._on_terminated)
+        if conn.is_closed():  # lost before the listener was there to hear it
+            self._lost.set()
 
     async def _drop_listener(self) -> None:
         conn, self._listener = self._listener, None
