@@ -237,6 +237,38 @@ def test_the_bus_listens_again_after_its_connection_is_killed(pg_cluster, run, c
     assert text.count("lost the LISTEN connection") == 2 and text.count("listening again") == 2
 
 
+def test_the_bus_keeps_trying_while_the_database_refuses(pg_cluster, run, caplog, monkeypatch) -> None:
+    inbox = Inbox()
+    real_connect = asyncpg.connect
+    refusals = [3]
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("server_settings", {}).get("application_name") == "palaver-rooms" and refusals[0]:
+            refusals[0] -= 1
+            raise ConnectionRefusedError("refused (the test)")
+        return await real_connect(*args, **kwargs)
+
+    async def body(buses: list[PostgresRoomBus], admin: asyncpg.Connection) -> None:
+        (bus,) = buses
+        bus.subscribe("r1", inbox.handler("r1"))
+        monkeypatch.setattr(asyncpg, "connect", refusing)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'palaver-rooms'"
+        )
+        deadline = time.monotonic() + 15
+        while not inbox.got["r1"]:
+            assert time.monotonic() < deadline, "the bus did not listen again"
+            await bus.publish("r1", {"probe": True})
+            await asyncio.sleep(0.05)
+        assert refusals == [0]
+
+    with caplog.at_level(logging.WARNING, logger="palaver.rooms.bus"):
+        with_buses(pg_cluster, run, body, count=1)
+    assert caplog.text.count("cannot listen (refused (the test)); trying again in") == 3
+    assert "trying again in 0.1 s" in caplog.text and "trying again in 0.4 s" in caplog.text
+
+
 def test_close_leaves_no_connection_behind(pg_cluster, run) -> None:
     database = PostgresBackend(pg_cluster, prefix="bus")
     others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
