@@ -121,6 +121,7 @@ def test_large_messages_travel_through_the_table_in_their_place(pg_cluster, run)
     inbox = Inbox()
     big = {"type": "conversation.utterance", "text": "".join(chr(0x61 + n % 26) for n in range(70 * 1024))}
     wide = {"text": "日" * 3000}  # 3,000 characters, 9,000 bytes: measured in bytes
+    odd = {"text": "broken \ud800 pair"}  # a lone surrogate: sent as a \\u escape
 
     def sized(total: int) -> dict[str, Any]:
         """A message whose notification payload is exactly `total` bytes."""
@@ -132,10 +133,10 @@ def test_large_messages_travel_through_the_table_in_their_place(pg_cluster, run)
         b.subscribe("r1", inbox.handler("b"))
         a.subscribe("r1", inbox.handler("a"))
         at_limit, over = sized(MAX_NOTIFY_BYTES), sized(MAX_NOTIFY_BYTES + 1)
-        await asyncio.gather(*(a.publish("r1", m) for m in ({"n": 1}, big, {"n": 2}, wide, at_limit, over, {"n": 3})))
-        expected = [{"n": 1}, big, {"n": 2}, wide, at_limit, over, {"n": 3}]
-        assert await inbox.until("b", 7) == expected
-        assert await inbox.until("a", 7) == expected
+        expected = [{"n": 1}, big, {"n": 2}, wide, at_limit, over, {"n": 3}, odd]
+        await asyncio.gather(*(a.publish("r1", m) for m in expected))
+        assert await inbox.until("b", 8) == expected
+        assert await inbox.until("a", 8) == expected
         stored = await admin.fetch("SELECT conversation_id, length(body) FROM room_messages ORDER BY id")
         assert [r[0] for r in stored] == ["r1"] * 3  # big, wide and over; at_limit went inline
         assert stored[0][1] > 70 * 1024

@@ -84,6 +84,20 @@ def test_turns_come_back_in_order_byte_for_byte(storage: Storage, backend: Backe
     run(scenario())
 
 
+def test_a_lone_surrogate_is_kept_as_sent(storage: Storage, run, records) -> None:
+    """JSON text may carry `\\ud800` (a participant's client can send it); UTF-8 cannot hold it."""
+    odd = {"role": "user", "content": "broken \ud800 pair, then é"}
+
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        (cid,) = await new_conversations(storage, records, 1)
+        assert await storage.rooms.append_turn(cid, odd) is True
+        assert await storage.rooms.append_turn(cid, ENTRIES[1]) is True
+        assert await storage.rooms.turns(cid) == [odd, ENTRIES[1]]
+
+    run(scenario())
+
+
 def test_appends_are_refused_unless_the_conversation_is_active(storage: Storage, run, records) -> None:
     async def scenario() -> None:
         await storage.create_account(records.account("a1"))

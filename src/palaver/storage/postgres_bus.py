@@ -39,7 +39,7 @@ import asyncpg
 
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_pool import SERVER_SETTINGS, LazyPool
-from palaver.storage.resources import dump
+from palaver.storage.rooms import json_text
 
 log = logging.getLogger("palaver.rooms.bus")
 
@@ -65,16 +65,6 @@ class _Outgoing:
     conversation_id: str
     payload: str | None  # the notification, or None: too large, `body` goes into room_messages
     body: str | None
-
-
-def _compact(value: Any) -> str:
-    """Compact JSON; \\u escapes instead of UTF-8 if the text holds a lone surrogate (not encodable)."""
-    text = dump(value)
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = json.dumps(value, separators=(",", ":"))
-    return text
 
 
 def _room_of(payload: str) -> str:
@@ -132,11 +122,11 @@ class PostgresRoomBus:
     async def publish(self, conversation_id: str, message: dict[str, Any]) -> None:
         if self._closed:
             raise RuntimeError("the room bus is closed")
-        payload = _compact({"c": conversation_id, "m": message})
+        payload = json_text({"c": conversation_id, "m": message})
         if len(payload.encode()) <= MAX_NOTIFY_BYTES:
             outgoing = _Outgoing(conversation_id, payload, None)
         else:
-            outgoing = _Outgoing(conversation_id, None, _compact(message))
+            outgoing = _Outgoing(conversation_id, None, json_text(message))
         await self._batcher.submit(outgoing)
 
     def subscribe(self, conversation_id: str, handler: Handler) -> None:
@@ -179,7 +169,7 @@ class PostgresRoomBus:
                     o.conversation_id,
                     o.body,
                 )
-                payloads.append(_compact({"c": o.conversation_id, "r": row_id}))
+                payloads.append(json_text({"c": o.conversation_id, "r": row_id}))
             if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
                 # The database's clock, the one the rows were stamped with, whichever host publishes.
                 await conn.execute(

@@ -23,7 +23,7 @@ import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM
 from palaver.storage.postgres_pool import LazyPool
-from palaver.storage.resources import dump
+from palaver.storage.rooms import json_text
 
 # The primary key alone in the condition, the rest checked on the locked row (decision #66). In
 # READ COMMITTED a row another transaction is ending is waited for and then read as it left it.
@@ -59,7 +59,7 @@ class PostgresRooms:
         self._secrets: dict[str, bytes] = {}
 
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
-        text = dump(entry)
+        text = json_text(entry)
         pool = await self._pool.get()
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(_LOCK, conversation_id)

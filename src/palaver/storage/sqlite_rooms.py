@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from palaver.domain.conversation import ENDS_FROM
-from palaver.storage.resources import dump
+from palaver.storage.rooms import json_text
 from palaver.storage.sqlite_writer import GroupCommitter
 
 # One statement: the next index, and nothing at all unless the conversation can still be joined.
@@ -51,7 +51,7 @@ class SQLiteRooms:
         self._secrets: dict[str, bytes] = {}
 
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
-        text = dump(entry)  # here, so an entry that is not JSON fails its caller, not the batch
+        text = json_text(entry)  # here, so an entry that is not JSON fails its caller, not the batch
         return await self._writer.submit(lambda c: c.execute(_APPEND, (conversation_id, text)).rowcount == 1)
 
     async def turns(self, conversation_id: str) -> list[dict[str, Any]]:
