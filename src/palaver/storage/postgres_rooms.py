@@ -23,7 +23,7 @@ import asyncpg
 
 from palaver.domain.conversation import ENDS_FROM
 from palaver.storage.postgres_pool import LazyPool
-from palaver.storage.resources import dump
+from palaver.storage.rooms import json_text
 
 # The primary key alone in the condition, the rest checked on the locked row (decision #66). In
 # READ COMMITTED a row another transaction is ending is waited for and then read as it left it.
@@ -34,13 +34,13 @@ _APPEND = (
     "INSERT INTO conversation_turns (conversation_id, idx, entry) "
     "SELECT $1, coalesce(max(idx) + 1, 0), $2 FROM conversation_turns WHERE conversation_id = $1"
 )
-# One lookup of the primary key per id: the subquery cannot be flattened into a join (OFFSET 0
-# with a lateral reference), so no plan can scan the table instead, whatever the statistics say.
-_CLOSED_AMONG = (
-    "SELECT DISTINCT r.id FROM unnest($1::text[]) AS r(id) "
-    "LEFT JOIN LATERAL (SELECT status, deleted_at FROM conversations WHERE conversation_id = r.id OFFSET 0) c "
-    "ON true "
-    f"WHERE c.status IS DISTINCT FROM '{ENDS_FROM}' OR c.deleted_at IS NOT NULL"
+# Through the primary key alone: with the status in the condition, the planner could walk the
+# partial index of every active conversation instead (decision #66). Measured with 3,000 ids over
+# 50,000 conversations: 4 ms in the server, 8 ms for the caller; a lateral lookup per id (which no
+# statistics can turn into a scan) took 10 and 13, NOT EXISTS chose a hash anti-join over the table.
+_OPEN_AMONG = (
+    f"SELECT conversation_id, status = '{ENDS_FROM}' AND deleted_at IS NULL FROM conversations "
+    "WHERE conversation_id = ANY($1::text[])"
 )
 # As in SQLite (storage/sqlite_rooms.py): take the lease if free, held by `host`, or lapsed at $4.
 # Concurrent claims of a new room: one inserts, the other waits for it and then sees its row.
@@ -59,7 +59,7 @@ class PostgresRooms:
         self._secrets: dict[str, bytes] = {}
 
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
-        text = dump(entry)
+        text = json_text(entry)
         pool = await self._pool.get()
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(_LOCK, conversation_id)
@@ -79,7 +79,8 @@ class PostgresRooms:
         if not conversation_ids:
             return set()
         pool = await self._pool.get()
-        return {row[0] for row in await pool.fetch(_CLOSED_AMONG, list(conversation_ids))}
+        rows = await pool.fetch(_OPEN_AMONG, list(conversation_ids))
+        return set(conversation_ids).difference(row[0] for row in rows if row[1])
 
     async def claim_host(self, conversation_id: str, host: str, now: float, lease: float) -> bool:
         pool = await self._pool.get()

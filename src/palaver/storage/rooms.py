@@ -16,8 +16,23 @@ LISTEN/NOTIFY); what must outlive a process lives here:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Protocol
+
+from palaver.storage.resources import dump
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """A transcript entry's stored text (and a bus message's): `dump` (compact, key order kept), or, if it
+    holds a lone surrogate (JSON may carry `\\ud800`; UTF-8 cannot), the same with `\\u` escapes, so that a
+    participant's odd text is kept as sent instead of failing the write."""
+    text = dump(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    return text
 
 
 class RoomStore(Protocol):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from palaver.domain.conversation import ENDS_FROM
-from palaver.storage.resources import dump
+from palaver.storage.rooms import json_text
 from palaver.storage.sqlite_writer import GroupCommitter
 
 # One statement: the next index, and nothing at all unless the conversation can still be joined.
@@ -29,7 +29,7 @@ _APPEND = (
 # The ids given (a JSON array) that are not an active, visible conversation: one lookup of the
 # unique index per id, however many there are.
 _CLOSED_AMONG = (
-    "SELECT DISTINCT j.value FROM json_each(?) AS j WHERE NOT EXISTS ("
+    "SELECT j.value FROM json_each(?) AS j WHERE NOT EXISTS ("
     "SELECT 1 FROM conversations c WHERE c.conversation_id = j.value "
     f"AND c.status = '{ENDS_FROM}' AND c.deleted_at IS NULL)"
 )
@@ -51,7 +51,7 @@ class SQLiteRooms:
         self._secrets: dict[str, bytes] = {}
 
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
-        text = dump(entry)  # here, so an entry that is not JSON fails its caller, not the batch
+        text = json_text(entry)  # here, so an entry that is not JSON fails its caller, not the batch
         return await self._writer.submit(lambda c: c.execute(_APPEND, (conversation_id, text)).rowcount == 1)
 
     async def turns(self, conversation_id: str) -> list[dict[str, Any]]:
@@ -71,11 +71,8 @@ class SQLiteRooms:
         return await self._writer.submit(lambda c: bool(c.execute(_CLAIM_HOST, args).fetchall()))
 
     async def release_host(self, conversation_id: str, host: str) -> None:
-        await self._writer.submit(
-            lambda c: c.execute(
-                "DELETE FROM room_hosts WHERE conversation_id = ? AND host = ?", (conversation_id, host)
-            )
-        )
+        sql, args = "DELETE FROM room_hosts WHERE conversation_id = ? AND host = ?", (conversation_id, host)
+        await self._writer.submit(lambda c: c.execute(sql, args))
 
     async def shared_secret(self, name: str) -> bytes:
         known = self._secrets.get(name)
