@@ -90,6 +90,14 @@ class RoomParticipant:
                     )
                 self._cond.wait(min(left, 0.2))
 
+    def seen(self, event_type: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Every message of this type received so far (waiting for the first), whatever the cursor."""
+        deadline = time.monotonic() + timeout
+        while not self.of_type(event_type):
+            assert time.monotonic() < deadline, f"no {event_type} within {timeout}s: {self.messages}"
+            time.sleep(0.02)
+        return self.of_type(event_type)
+
     def of_type(self, event_type: str) -> list[dict[str, Any]]:
         with self._cond:
             return [m for m in self.messages if m.get("event_type") == event_type]

@@ -165,7 +165,10 @@ class RoomHub:
         except ip.ProtocolError as exc:
             participant.deliver(ip.room_message(room.conversation_id, ip.ROOM_ERROR, {"message": str(exc)}))
             return
-        await room.publish({"k": "in", "p": participant.participant_id, "e": message.event_type, "m": message.raw})
+        await room.publish(
+            {"k": "in", "i": uuid.uuid4().hex[:12], "p": participant.participant_id, "e": message.event_type,
+             "m": message.raw}
+        )  # fmt: skip
 
     async def leave(self, room: LocalRoom, participant: Participant) -> None:
         if room.local.pop(participant.participant_id, None) is None:
@@ -183,10 +186,11 @@ class RoomHub:
         self._records.pop(room.conversation_id, None)
         self._renewed.pop(room.conversation_id, None)
         was_host = room.host is not None
+        last = room.last_done
         await room.close(ip.room_message(room.conversation_id, ip.ROOM_ENDED, {}))
         if was_host:
             await self._rooms_store.release_host(room.conversation_id, self.host_id)
-            await self._bus.publish(room.conversation_id, {"k": "released"})
+            await self._bus.publish(room.conversation_id, {"k": "released", "last": last})
 
     def _take_over(self, room: LocalRoom) -> None:
         if room.host is None and not room.closed:

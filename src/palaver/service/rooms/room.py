@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ log = logging.getLogger("palaver.rooms")
 
 OUTBOX_LIMIT = 2_000  # messages waiting for one socket; a reader this far behind is disconnected
 CLOSE = object()  # the sentinel that ends a participant's socket
+RECENT_WORK = 200  # work items kept for a handover
+Work = tuple[str, str, str, dict[str, Any]]  # (id, participant id, event type or "join", properties)
 
 
 @dataclass(eq=False)
@@ -62,7 +65,12 @@ class LocalRoom:
         self.roster: dict[str, dict[str, Any]] = {}
         self.host: ReplicaHost | None = None
         self.max_seq = 0
-        self._inbox: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Work] = asyncio.Queue()
+        # What the replica was asked lately, in the room's order, whichever process hosted it: a process
+        # that takes the replica over from a host that left replays what that host had not reached.
+        self._recent: deque[Work] = deque(maxlen=RECENT_WORK)
+        self.last_done: str | None = None  # the id of the last work item this process's replica finished
+        self._replay_after: str | None | bool = False  # False: no handover pending
         self._worker: asyncio.Task[None] | None = None
         self.closed = False
         self.on_host_released: Callable[[LocalRoom], None] | None = None
@@ -94,7 +102,7 @@ class LocalRoom:
                     participant.deliver(relayed)
             event_type = message.get("e")
             if self.host is not None and event_type != ip.ROOM_APP_MESSAGE:
-                self._inbox.put_nowait((sender, event_type, message["m"].get("properties") or {}))
+                self._work_item((message.get("i") or "", sender, event_type, message["m"].get("properties") or {}))
         elif kind in ("join", "present"):
             for info in message["p"]:
                 pid = info["participant_id"]
@@ -112,9 +120,9 @@ class LocalRoom:
                     asyncio.get_running_loop().create_task(
                         self.publish({"k": "present", "p": [p.info() for p in self.local.values()]})
                     )
-                if self.host is not None:
-                    self._inbox.put_nowait((pid, "join", {}))
+                self._work_item((f"join:{pid}", pid, "join", {}))
         elif kind == "released" and self.on_host_released is not None and self.local:
+            self._replay_after = message.get("last")
             self.on_host_released(self)  # the host left: take the replica over now, not at the next tick
         elif kind == "leave":
             pid = message["p"]
@@ -126,8 +134,19 @@ class LocalRoom:
 
     # -- the replica, where this process hosts it ------------------------------------------
 
+    def _work_item(self, item: Work) -> None:
+        self._recent.append(item)
+        if self.host is not None:
+            self._inbox.put_nowait(item)
+
     def start_hosting(self, host: ReplicaHost) -> None:
         self.host = host
+        if self._replay_after is not False:  # handed over: do what the previous host had not done
+            ids = [item[0] for item in self._recent]
+            start = ids.index(self._replay_after) + 1 if self._replay_after in ids else 0
+            for item in list(self._recent)[start:]:
+                self._inbox.put_nowait(item)
+            self._replay_after = False
         self._worker = asyncio.get_running_loop().create_task(
             self._work(host), name=f"palaver-room-{host.conversation_id}"
         )
@@ -145,7 +164,8 @@ class LocalRoom:
     async def _work(self, host: ReplicaHost) -> None:
         """The host's inbox, one message at a time, so the replica sees them in the room's order."""
         while True:
-            sender, event_type, properties = await self._inbox.get()
+            work_id, sender, event_type, properties = await self._inbox.get()
+            self.last_done = work_id
             try:
                 if event_type == "join":
                     await host.joined(sender)
