@@ -13,6 +13,7 @@ from typing import Any
 from palaver.domain.clock import Clock
 from palaver.service.auth import Authenticator
 from palaver.service.conversations import ConversationService
+from palaver.service.deployments import DeploymentService
 from palaver.service.dictionaries import DictionaryService
 from palaver.service.document_processing import JOB_KIND as DOCUMENT_JOB
 from palaver.service.documents import DocumentService
@@ -61,6 +62,9 @@ def build_services(state: Any, storage: Storage, ledger: DeliveryLedger, clock: 
     state.jobs.register(DOCUMENT_JOB, state.documents.job_kind())
     state.conversations = ConversationService(
         storage, clock, settings.public_url, ledger=ledger, personas=state.personas, memories=state.memories
+    )
+    state.deployments = DeploymentService(
+        storage, clock, state.personas, state.conversations, public_url=settings.public_url
     )
     state.timers = TimerService(storage, clock)
     state.health = DatabaseHealth(storage, clock)

@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from palaver.api import (
     conversations,
+    deployment_pages,
+    deployments,
     deprecated,
     dictionaries,
     documents,
@@ -41,7 +43,9 @@ def routers() -> list[APIRouter]:
         memories.router,
         deprecated.router,
         documents.router,
+        deployments.router,
         rooms.router,
+        deployment_pages.router,
         health.router,
         metrics.router,
     ]
