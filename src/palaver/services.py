@@ -14,6 +14,7 @@ from palaver.domain.clock import Clock
 from palaver.service.auth import Authenticator
 from palaver.service.brains.select import BrainFactory
 from palaver.service.conversations import ConversationService
+from palaver.service.deployments import DeploymentService
 from palaver.service.dictionaries import DictionaryService
 from palaver.service.document_processing import JOB_KIND as DOCUMENT_JOB
 from palaver.service.documents import DocumentService
@@ -77,5 +78,8 @@ def build_services(
     state.brains = BrainFactory(settings, state.documents, state.tools, state.objectives, state.guardrails)
     state.rooms = RoomHub(storage, bus, state.brains, state.personas, tokens, clock)
     state.conversations.on_ended = state.rooms.ended_here
+    state.deployments = DeploymentService(
+        storage, clock, state.personas, state.conversations, public_url=settings.public_url
+    )
     state.timers = TimerService(storage, clock)
     state.health = DatabaseHealth(storage, clock)

@@ -112,7 +112,8 @@ def test_schema_describes_every_resource(live_schema):
                      "GET /v2/guardrails/tags", "POST /v2/pronunciation-dictionaries", "GET /v2/voices",
                      "DELETE /v2/memories/{memory_store}/{memory_id}", "GET /v2/memory-stores",
                      "POST /v2/documents/{document_id}/recrawl", "GET /v2/documents/{document_id}/chunks",
-                     "POST /v2/replacements", "GET /v2/lipsync/{lipsync_id}"]:  # fmt: skip
+                     "POST /v2/replacements", "GET /v2/lipsync/{lipsync_id}", "PATCH /v2/deployments/{deployment_id}",
+                     "POST /deployments/{deployment_id}/conversations"]:  # fmt: skip
         assert expected in labels, sorted(labels)
 
 

@@ -32,13 +32,14 @@ asyncio.run(main())
 """
 
 
-def run_sdk(server, key: str, body: str, tmp_path: Path) -> dict:
+def run_sdk(server, key: str, body: str, tmp_path: Path, extra_env: dict[str, str] | None = None) -> dict:
     workdir = tmp_path / "sdk"
     workdir.mkdir(exist_ok=True)
     script = workdir / "scenario.py"
     script.write_text(PRELUDE.format(body=textwrap.indent(textwrap.dedent(body), "    ")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAVUS_")}
     env.update(HOME=str(workdir), TAVUS_PUBLIC_API_BASE_URL=f"{server.base_url}/v2", TAVUS_API_KEY=key)
+    env.update(extra_env or {})
     done = subprocess.run([sys.executable, str(script)], cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -174,3 +175,51 @@ def test_tools_guardrails_objectives_dictionaries_skills_and_knowledge(server, s
     assert "memory" in out["skills"]
     assert out["knowledge"]["document_ids"] == [out["ids"]["document"]]
     assert out["voices"] > 0
+
+
+def test_deployments_through_the_sdk_recipes(server, sdk_key, tmp_path) -> None:
+    """The recipe names an unnamed deployment from the PAL and the list (page 0, `total`), reads it back with
+    its PAL's page tools, and its landing page link is Palaver's own page when the PAL Maker URL is Palaver."""
+    out = run_sdk(server, sdk_key, """
+        import os
+        from tavus_mcp.sdk.recipes.deployments import compact_deployment_list, create_deployment, get_deployment
+        from tavus_mcp.sdk.schemas.deployment import DEPLOYMENT_CREATE_ADAPTER
+        out = {}
+        pal = await c.pals.create({"pal_name": "Greeter", "system_prompt": "Hi", "default_face_id": "rfe12d8b9597"})
+        page = DEPLOYMENT_CREATE_ADAPTER.validate_python({"pal_id": pal["pal_id"], "channel": "landing-page",
+            "unique_memory_per_visitor": True, "page_title": "Meet Greeter", "page_description": "Say hello.",
+            "context": "From the SDK.", "limits": {"daily_call_limit": 10, "max_call_duration": 300}})
+        widget = DEPLOYMENT_CREATE_ADAPTER.validate_python({"pal_id": pal["pal_id"], "channel": "widget",
+            "unique_memory_per_visitor": False, "allowed_origins": ["https://shop.example.com"]})
+        first = await create_deployment(c, page)
+        second = await create_deployment(c, widget)
+        got = await get_deployment(c, first["deployment_id"])
+        out["names"] = [first["name"], second["name"]]
+        out["landing"] = {k: got[k] for k in ("pal_id", "channel", "status", "limits", "customization")}
+        out["link"] = [got["integration"]["landing_page_url"], got["landing_page_url"]]
+        out["snippet"] = second["snippet"]
+        out["listed"] = compact_deployment_list(await c.deployments.list(pal_id=pal["pal_id"], limit=200, page=0))
+        await c.deployments.patch(second["deployment_id"], [{"op": "replace", "path": "/status", "value": "inactive"}])
+        out["patched"] = (await c.deployments.get(second["deployment_id"]))["status"]
+        await c.deployments.delete(second["deployment_id"])
+        try:
+            await c.deployments.get(second["deployment_id"])
+        except TavusApiError as e:
+            out["after_delete"] = [e.status_code, e.body]
+        out["ids"] = [first["deployment_id"], second["deployment_id"]]
+        return out
+    """, tmp_path, extra_env={"TAVUS_PAL_MAKER_URL": server.base_url})
+    page_id, widget_id = out["ids"]
+    assert out["names"] == ["Greeter Link", "Greeter Widget"]
+    assert out["landing"]["status"] == "active" and out["landing"]["channel"] == "landing-page"
+    assert out["landing"]["limits"] == {"daily_call_limit": 10, "max_call_duration": 300}
+    assert out["landing"]["customization"] == {
+        "conversation": {"unique_memory_tag": True, "context": "From the SDK."},
+        "landing_page": {"title": "Meet Greeter", "description": "Say hello."},
+    }
+    assert out["link"] == [f"{server.base_url}/deployments/{page_id}"] * 2
+    assert f"{server.base_url}/deployments/{widget_id}/embed.js" in out["snippet"]
+    assert out["listed"]["total_count"] == 2
+    assert [d["deployment_id"] for d in out["listed"]["data"]] == [widget_id, page_id]
+    assert out["patched"] == "inactive"
+    assert out["after_delete"] == [404, {"error": "Deployment not found"}]

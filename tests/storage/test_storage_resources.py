@@ -37,6 +37,21 @@ def test_insert_get_list_newest_first_and_scoped(storage: Storage, run, records)
     run(scenario())
 
 
+def test_lookup_finds_an_object_by_id_alone(storage: Storage, run, records) -> None:
+    """For what has no API key to scope it by (a deployment's public pages): any account's, one kind's."""
+
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        await storage.create_account(records.account("a2"))
+        await storage.resources.insert(persona("p1", "a2", persona_name="theirs"))
+        found = await storage.resources.lookup("persona", "p1")
+        assert found is not None and found.account_id == "a2" and found.body["persona_name"] == "theirs"
+        assert await storage.resources.lookup("tool", "p1") is None
+        assert await storage.resources.lookup("persona", "p2") is None
+
+    run(scenario())
+
+
 def test_replace_is_a_compare_and_swap(storage: Storage, run, records) -> None:
     async def scenario() -> None:
         await storage.create_account(records.account("a1"))

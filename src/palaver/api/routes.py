@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from palaver.api import (
     conversations,
+    deployment_pages,
+    deployments,
     deprecated,
     dictionaries,
     documents,
@@ -42,8 +44,10 @@ def routers() -> list[APIRouter]:
         memories.router,
         deprecated.router,
         documents.router,
+        deployments.router,
         rooms.router,
         room_socket.router,
+        deployment_pages.router,
         health.router,
         metrics.router,
     ]

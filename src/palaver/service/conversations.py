@@ -42,6 +42,9 @@ class CreateConversation:
     require_auth: bool = False
     timers: TimerSettings = TimerSettings()
     request: dict[str, Any] = field(default_factory=dict)
+    # Chosen by a caller that must name the conversation before it exists (a deployment counts a
+    # conversation against its limits first, then creates it); otherwise a new id.
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ class ConversationService:
         system_prompt = "\n\n".join(p for p in (persona["system_prompt"], persona["context"]) if p)
         now = self._clock.now()
         stamp = iso_timestamp(now)
-        conversation_id = new_conversation_id()
+        conversation_id = spec.conversation_id or new_conversation_id()
         token = None
         if spec.require_auth:
             if self._tokens is None:

@@ -50,6 +50,13 @@ class PostgresResources:
         )
         return _record(row) if row else None
 
+    async def lookup(self, kind: str, resource_id: str) -> ResourceRecord | None:
+        pool = await self._pool.get()
+        row = await pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM resources WHERE kind = $1 AND resource_id = $2", kind, resource_id
+        )
+        return _record(row) if row else None
+
     async def list(self, kind: str, account_id: str) -> list[ResourceRecord]:
         pool = await self._pool.get()
         rows = await pool.fetch(

@@ -82,6 +82,13 @@ class ResourceStore(Protocol):
         """The object if it exists and belongs to this account."""
         ...
 
+    async def lookup(self, kind: str, resource_id: str) -> ResourceRecord | None:
+        """The object by id alone, whichever account owns it (ids are unique per kind).
+
+        Only for what has no API key to scope it by: a deployment's public pages.
+        """
+        ...
+
     async def list(self, kind: str, account_id: str) -> list[ResourceRecord]:
         """Every object of this kind the account owns, newest first."""
         ...

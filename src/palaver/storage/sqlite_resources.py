@@ -47,6 +47,12 @@ class SQLiteResources:
         ).fetchone()
         return _record(row) if row else None
 
+    async def lookup(self, kind: str, resource_id: str) -> ResourceRecord | None:
+        row = self._read.execute(
+            f"SELECT {_COLUMNS} FROM resources WHERE kind = ? AND resource_id = ?", (kind, resource_id)
+        ).fetchone()
+        return _record(row) if row else None
+
     async def list(self, kind: str, account_id: str) -> list[ResourceRecord]:
         rows = self._read.execute(
             f"SELECT {_COLUMNS} FROM resources WHERE account_id = ? AND kind = ? ORDER BY seq DESC",
