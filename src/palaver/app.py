@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from palaver import __version__
-from palaver.api import routes
+from palaver.api import rooms, routes
 from palaver.api.errors import install_error_handlers
 from palaver.api.fastpath import EndConversationFastPath
 from palaver.api.metrics import RequestMetrics
@@ -96,6 +96,7 @@ def create_api(settings: Settings, *, clock: Clock | None = None, on_ready: Call
     app.router.redirect_slashes = False
     for router in routes.routers():
         app.include_router(router)
+    app.mount("/static", rooms.static_files(), name="static")  # the room page's files and the JS drop-in
     install_error_handlers(app)
     install_openapi(app)
     # Added last, runs first: the key is checked before the body is even looked at.

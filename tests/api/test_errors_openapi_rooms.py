@@ -159,3 +159,62 @@ def test_room_page_escapes_the_name(client):
     assert r.status_code == 200
     assert name not in r.text
     assert html.escape(name, quote=False) in r.text or html.escape(name) in r.text
+
+
+def test_room_page_loads_only_palavers_script(client):
+    conv = client.post("/v2/conversations", json={"replica_id": "r90bbd427f71", "persona_id": "pipecat0"}).json()
+    r = httpx.get(conv["conversation_url"])
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert '<script src="/static/room.js' in r.text and "<script>" not in r.text
+    assert 'id="replica-name">Anna<' in r.text  # the stock replica's name, and its initials as the face
+    assert 'class="avatar initials' in r.text and ">A</div>" in r.text
+    assert "Pipecat echo persona" in r.text
+
+
+def test_room_page_not_found_is_a_404_page(server):
+    for cid in ("c0000000000000aa", "not-an-id"):
+        r = httpx.get(f"{server.base_url}/rooms/{cid}")
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+        assert "No such room" in r.text and "Not found" in r.text
+
+
+def test_ended_room_page_says_so_and_why(client):
+    conv = client.post("/v2/conversations", json={"replica_id": "r90bbd427f71"}).json()
+    assert client.post(f"/v2/conversations/{conv['conversation_id']}/end").status_code == 200
+    r = httpx.get(conv["conversation_url"])
+    assert "This conversation has ended. It was ended through the API." in r.text
+    assert '<div id="call" class="call" hidden>' in r.text  # nothing to join
+
+
+def test_room_state(client, server):
+    conv = client.post("/v2/conversations", json={"replica_id": "r90bbd427f71"}).json()
+    state = f"{conv['conversation_url']}/state"
+    assert httpx.get(state).json() == {"status": "active", "shutdown_reason": None}
+    assert client.post(f"/v2/conversations/{conv['conversation_id']}/end").status_code == 200
+    assert httpx.get(state).json() == {"status": "ended", "shutdown_reason": "end_conversation_endpoint_hit"}
+    assert httpx.get(f"{server.base_url}/rooms/c0000000000000aa/state").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/static/room.js", "text/javascript"),
+        ("/static/room.css", "text/css"),
+        ("/static/palaver-call.js", "text/javascript"),
+        ("/static/palaver-call.mjs", "text/javascript"),
+        ("/static/examples/drop-in.html", "text/html"),
+    ],
+)
+def test_static_files_need_no_key(server, path, kind):
+    r = httpx.get(f"{server.base_url}{path}")
+    assert r.status_code == 200
+    assert r.headers["content-type"].split(";")[0] == kind
+    assert r.headers.get("etag")
+
+
+def test_unknown_static_file_is_404(server):
+    for path in ("/static/nope.js", "/static/../app.py", "/static/%2e%2e/api/rooms.py"):
+        assert httpx.get(f"{server.base_url}{path}").status_code == 404

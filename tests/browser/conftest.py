@@ -6,7 +6,8 @@ Fixtures, for every browser test (deployments' pages, rooms, the JavaScript drop
                    version is printed once. If it cannot start, every browser test fails (never skips): CI
                    must install it (.ci/run).
 * ``page``         a fresh browser context and page per test. Requests to anything but this machine are
-                   aborted and fail the test at teardown: no test may use the internet.
+                   aborted and fail the test at teardown (no test may use the internet), and so does an
+                   uncaught JavaScript error on the page.
 * ``static_site``  a plain HTTP server on another port (so another origin than Palaver's) serving the pages
                    a test puts in ``static_site.pages`` (path -> HTML), for "a site that embeds Palaver".
 
@@ -16,6 +17,7 @@ so Playwright's event loop, in this thread, never shares one with it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 
-CHROMIUM = "/usr/lib/chromium/chromium"  # the binary itself: Debian's wrapper script prints noise here
+# The binary itself (Debian's wrapper script prints noise here); PALAVER_CHROMIUM points elsewhere.
+CHROMIUM = os.environ.get("PALAVER_CHROMIUM", "/usr/lib/chromium/chromium")
 # Nothing in the background: no component updates, no sync, no first-run pages (a closed network).
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -77,9 +80,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
     context.route("**/*", local_only)
     opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
     yield opened
     context.close()
     assert not outside, f"the page tried to reach the internet: {outside}"
+    assert not errors, f"uncaught JavaScript errors on the page: {errors}"
 
 
 @dataclass

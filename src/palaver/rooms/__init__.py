@@ -1,1 +1,1 @@
-"""The room at `conversation_url`. For now a status page; the live room comes later."""
+"""The room at `conversation_url`: the page's HTML templates and (static/) its script, styles and the JS drop-in."""
