@@ -224,7 +224,7 @@
       if (type === 'system.replica_joined' && !this._remote.has(REPLICA)) {
         const replicaId = p.replica_id || '';
         const replica = {
-          session_id: REPLICA, user_id: `tavus-replica-${replicaId}`, user_name: replicaId,
+          session_id: REPLICA, user_id: `tavus-replica-${replicaId}`, user_name: p.replica_name || replicaId,
           local: false, owner: false, joined_at: new Date(), tracks: NO_MEDIA(),
         };
         this._remote.set(REPLICA, replica);

@@ -31,6 +31,7 @@ from palaver.domain.clock import Clock
 from palaver.domain.errors import InvalidId, RoomFull
 from palaver.domain.ids import is_conversation_id
 from palaver.domain.personas import PERSONA
+from palaver.domain.replicas import REPLICA
 from palaver.domain.tokens import meeting_token, token_admits
 from palaver.service.brains.select import BrainFactory
 from palaver.service.personas import PersonaService
@@ -151,12 +152,20 @@ class RoomHub:
                 "participant": participant.info(),
                 "participants": [*room.roster.values()],
                 "replica_id": record.replica_id,
+                "replica_name": await self._replica_name(record),
                 "persona_id": record.persona_id,
                 "conversation_name": record.conversation_name,
                 "status": record.status,
                 "transcript": transcript,
             },
         )
+
+    async def _replica_name(self, record: ConversationRecord) -> str:
+        try:
+            replica = await self._personas.replicas.document(record.account_id, record.replica_id, REPLICA)
+        except InvalidId:  # deleted since the conversation began
+            return record.replica_id
+        return str(replica.get("replica_name") or record.replica_id)
 
     async def receive(self, room: LocalRoom, participant: Participant, text: str | bytes) -> None:
         """One frame from a participant: checked here, then published for the room (and its replica)."""
