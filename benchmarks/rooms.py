@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="palaver-rooms-bench-") as tmp:
         work = Path(tmp)
+        work.chmod(0o755)  # as root, the PostgreSQL cluster runs as a user of its own that must reach it
         if not args.only or "sqlite" in args.only:
             url = f"sqlite:///{work / 'rooms.db'}"
             cli(python, "migrate", "--database-url", url)
