@@ -15,6 +15,18 @@ from urllib.parse import urlencode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+ECHO_PERSONA = "pipecat0"  # a stock echo persona: the replica says only what conversation.echo carries
+REPLICA = "r90bbd427f71"  # the stock "Anna"
+
+
+def create_room(client: Any, **body: Any) -> dict[str, Any]:
+    """A conversation (with the echo persona and Anna unless `body` says otherwise), through the API."""
+    body.setdefault("replica_id", REPLICA)
+    body.setdefault("persona_id", ECHO_PERSONA)
+    r = client.post("/v2/conversations", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
 
 def socket_url(conversation_url: str, **params: str) -> str:
     base = conversation_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)

@@ -2,8 +2,8 @@
 
 Fixtures, for every browser test (deployments' pages, rooms, the JavaScript drop-in):
 
-* ``browser``      session-scoped Chromium from CHROMIUM (Debian's package, not a Playwright download). Its
-                   version is printed once. If it cannot start, every browser test fails (never skips): CI
+* ``browser``      module-scoped Chromium from CHROMIUM (Debian's package, not a Playwright download). Its
+                   version is printed. If it cannot start, every browser test fails (never skips): CI
                    must install it (.ci/run).
 * ``page``         a fresh browser context and page per test. Requests to anything but this machine are
                    aborted and fail the test at teardown (no test may use the internet), and so does an
@@ -35,13 +35,15 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is open it keeps an event loop
+# running in the main thread, and later tests that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright, request: pytest.FixtureRequest) -> Iterator[Browser]:
     launched, problem = None, ""
     try:

@@ -12,18 +12,8 @@ import time
 from urllib.parse import quote
 
 from playwright.sync_api import Page, expect
-from room_client import RoomParticipant
-
-ECHO_PERSONA = "pipecat0"
-REPLICA = "r90bbd427f71"
-
-
-def create(client, **body) -> dict:
-    body.setdefault("replica_id", REPLICA)
-    body.setdefault("persona_id", ECHO_PERSONA)
-    r = client.post("/v2/conversations", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
+from room_client import REPLICA, RoomParticipant
+from room_client import create_room as create
 
 
 def open_example(page: Page, server, conversation_url: str = "") -> None:

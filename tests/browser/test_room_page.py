@@ -13,18 +13,9 @@ from urllib.parse import urlencode
 import httpx
 from playwright.sync_api import Page, expect
 from room_client import RoomParticipant
+from room_client import create_room as create
 
-ECHO_PERSONA = "pipecat0"
-REPLICA = "r90bbd427f71"  # the stock "Anna": a name, no thumbnail
 ENDED = "This conversation has ended."
-
-
-def create(client, **body) -> dict:
-    body.setdefault("replica_id", REPLICA)
-    body.setdefault("persona_id", ECHO_PERSONA)
-    r = client.post("/v2/conversations", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def open_room(page: Page, conv: dict, name: str = "Ada", **query: str) -> None:

@@ -6,17 +6,7 @@ import time
 
 import pytest
 from room_client import RoomParticipant
-
-ECHO_PERSONA = "pipecat0"
-REPLICA = "r90bbd427f71"
-
-
-def create(client, **body) -> dict:
-    body.setdefault("replica_id", REPLICA)
-    body.setdefault("persona_id", ECHO_PERSONA)
-    r = client.post("/v2/conversations", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
+from room_client import create_room as create
 
 
 def wait_status(client, cid: str, status: str, timeout: float) -> dict:

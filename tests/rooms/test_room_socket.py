@@ -11,18 +11,9 @@ import json
 import time
 
 import pytest
-from room_client import RoomParticipant
+from room_client import ECHO_PERSONA, REPLICA, RoomParticipant
+from room_client import create_room as create
 from websockets.exceptions import InvalidStatus
-
-ECHO_PERSONA = "pipecat0"
-REPLICA = "r90bbd427f71"
-
-
-def create(client, **body) -> dict:
-    body.setdefault("replica_id", REPLICA)
-    r = client.post("/v2/conversations", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def replica_messages(p: RoomParticipant) -> list[dict]:

@@ -31,19 +31,18 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from palaver.service.rooms.bus import Subscriptions
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_pool import SERVER_SETTINGS, LazyPool
 from palaver.storage.rooms import json_text
 
 log = logging.getLogger("palaver.rooms.bus")
 
-Handler = Callable[[dict[str, Any]], None]
 
 CHANNEL = "palaver_rooms"
 MAX_NOTIFY_BYTES = 7900  # PostgreSQL refuses a payload of 8,000 bytes or more
@@ -77,14 +76,14 @@ def _room_of(payload: str) -> str:
     return str(json.loads(payload)["c"])
 
 
-class PostgresRoomBus:
+class PostgresRoomBus(Subscriptions):
     def __init__(self, dsn: str, *, pool_size: int = 2) -> None:
         """`pool_size` connections publish and read large bodies; one more listens (from `start`)."""
+        super().__init__()
         self._dsn = dsn
         self._pool = LazyPool(dsn, max_size=pool_size)
         # One batch at a time: a batch commits before the next starts, so publishes keep their call order.
         self._batcher: Batcher[_Outgoing, None] = Batcher(self._pool, self._send, max_in_flight=1)
-        self._handlers: dict[str, list[Handler]] = {}
         # Notifications of subscribed rooms waiting behind a large body being read, in order.
         self._waiting: deque[tuple[str, dict[str, Any]]] = deque()
         self._reader: asyncio.Task[None] | None = None
@@ -128,16 +127,6 @@ class PostgresRoomBus:
         else:
             outgoing = _Outgoing(conversation_id, None, json_text(message))
         await self._batcher.submit(outgoing)
-
-    def subscribe(self, conversation_id: str, handler: Handler) -> None:
-        self._handlers.setdefault(conversation_id, []).append(handler)
-
-    def unsubscribe(self, conversation_id: str, handler: Handler) -> None:
-        handlers = self._handlers.get(conversation_id)
-        if handlers and handler in handlers:
-            handlers.remove(handler)
-            if not handlers:
-                del self._handlers[conversation_id]
 
     # -- publishing ---------------------------------------------------------------------------------
 
@@ -245,7 +234,7 @@ class PostgresRoomBus:
         """Called on the loop for each notification, in order."""
         try:
             room = _room_of(payload)
-            if room not in self._handlers:
+            if not self.subscribed(room):
                 return
             envelope = json.loads(payload)
         except (ValueError, KeyError, TypeError):
@@ -271,7 +260,7 @@ class PostgresRoomBus:
             self._reader = None
 
     async def _body(self, room: str, row_id: Any) -> dict[str, Any] | None:
-        if room not in self._handlers:  # unsubscribed meanwhile: nothing to read
+        if not self.subscribed(room):  # unsubscribed meanwhile: nothing to read
             return None
         try:
             pool = await self._pool.get()
@@ -286,7 +275,7 @@ class PostgresRoomBus:
         return message
 
     def _dispatch(self, room: str, message: dict[str, Any]) -> None:
-        for handler in list(self._handlers.get(room, ())):
+        for handler in self.handlers_of(room):
             try:
                 handler(message)
             except Exception:  # noqa: BLE001 - one handler's failure is not the others'

@@ -10,7 +10,6 @@ is LISTEN/NOTIFY on the database already there (no extra broker).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,11 +30,32 @@ class RoomBus(Protocol):
     def unsubscribe(self, conversation_id: str, handler: Handler) -> None: ...
 
 
-class LocalBus:
-    """One process: handlers are called in publish order, synchronously."""
+class Subscriptions:
+    """The handlers of this process, per room: what every bus keeps the same way."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def subscribe(self, conversation_id: str, handler: Handler) -> None:
+        self._handlers.setdefault(conversation_id, []).append(handler)
+
+    def unsubscribe(self, conversation_id: str, handler: Handler) -> None:
+        handlers = self._handlers.get(conversation_id)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[conversation_id]
+
+    def subscribed(self, conversation_id: str) -> bool:
+        return conversation_id in self._handlers
+
+    def handlers_of(self, conversation_id: str) -> list[Handler]:
+        """A copy: a handler may unsubscribe while the others are called."""
+        return list(self._handlers.get(conversation_id, ()))
+
+
+class LocalBus(Subscriptions):
+    """One process: handlers are called in publish order, synchronously."""
 
     async def start(self) -> None:
         return None
@@ -44,18 +64,8 @@ class LocalBus:
         self._handlers.clear()
 
     async def publish(self, conversation_id: str, message: dict[str, Any]) -> None:
-        for handler in list(self._handlers.get(conversation_id, ())):
+        for handler in self.handlers_of(conversation_id):
             handler(message)
-
-    def subscribe(self, conversation_id: str, handler: Handler) -> None:
-        self._handlers[conversation_id].append(handler)
-
-    def unsubscribe(self, conversation_id: str, handler: Handler) -> None:
-        handlers = self._handlers.get(conversation_id)
-        if handlers and handler in handlers:
-            handlers.remove(handler)
-            if not handlers:
-                del self._handlers[conversation_id]
 
 
 def open_room_bus(database_url: str) -> RoomBus:

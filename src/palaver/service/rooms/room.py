@@ -101,7 +101,7 @@ class LocalRoom:
                 if pid != sender:
                     participant.deliver(relayed)
             event_type = message.get("e")
-            if self.host is not None and event_type != ip.ROOM_APP_MESSAGE:
+            if event_type != ip.ROOM_APP_MESSAGE:  # work for the replica, wherever it is hosted
                 self._work_item((message.get("i") or "", sender, event_type, message["m"].get("properties") or {}))
         elif kind in ("join", "present"):
             for info in message["p"]:
