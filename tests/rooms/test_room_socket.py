@@ -231,3 +231,26 @@ def test_max_participants_counts_the_replica(client):
 def test_http_upgrade_path_only(server):
     with pytest.raises(InvalidStatus):
         RoomParticipant(f"{server.base_url}/rooms/c0000000000000aa/nope")
+
+
+def test_an_addressed_app_message_reaches_only_its_addressee(client):
+    conv = create(client, persona_id=ECHO_PERSONA)
+    url = conv["conversation_url"]
+    with RoomParticipant(url, name="A") as a, RoomParticipant(url, name="B") as b, RoomParticipant(url, name="C") as c:
+        for p in (a, b, c):
+            p.wait_for("system.replica_joined")
+        b_id = b.of_type("room.joined")[0]["properties"]["participant"]["participant_id"]
+        a.ws.send(
+            json.dumps(
+                {
+                    "message_type": "room",
+                    "event_type": "room.app_message",
+                    "properties": {"data": "for B only", "to": [b_id]},
+                }
+            )
+        )
+        a.ws.send(
+            json.dumps({"message_type": "room", "event_type": "room.app_message", "properties": {"data": "for all"}})
+        )
+        assert b.wait_for("room.app_message")["properties"]["data"]["properties"]["data"] == "for B only"
+        assert c.wait_for("room.app_message")["properties"]["data"]["properties"]["data"] == "for all"

@@ -40,16 +40,26 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-import openai
 
 from palaver.delivery.fetch import guarded_client
 from palaver.service.brains.base import BrainError, Output, Prompt, TextDelta, ToolCall
 from palaver.service.brains.knowledge import Passage, retrieve
 from palaver.service.documents import DocumentService
+
+if TYPE_CHECKING:
+    import openai
+
+
+def _openai() -> Any:
+    """The `openai` package, imported on first use: it takes most of a second to import, and every
+    server process would pay that at start, whether or not a persona ever names an LLM."""
+    import openai
+
+    return openai
 
 T = TypeVar("T")
 log = logging.getLogger("palaver.brains")
@@ -125,7 +135,7 @@ class LlmBrain:
         messages = await self._messages(prompt)
         http = self._http_client(prompt)
         try:
-            client = openai.AsyncOpenAI(
+            client = _openai().AsyncOpenAI(
                 base_url=self.endpoint.base_url,
                 # Never None: the client would read OPENAI_API_KEY from the environment. Without a key,
                 # `_pin_headers` sends no Authorization header at all.
@@ -223,13 +233,13 @@ class LlmBrain:
             raise BrainError(self._says(f"did not answer within {self.timeouts.first_token:g} s")) from None
         except StopAsyncIteration:
             raise
-        except openai.APIStatusError as exc:
+        except _openai().APIStatusError as exc:
             raise BrainError(self._says(f"answered {exc.status_code}: {_status_text(exc)}")) from None
-        except openai.APITimeoutError:
+        except _openai().APITimeoutError:
             raise BrainError(self._says(f"did not answer within {self.timeouts.first_token:g} s")) from None
-        except openai.APIConnectionError as exc:
+        except _openai().APIConnectionError as exc:
             raise BrainError(self._connection_failure(exc, streaming)) from None
-        except openai.APIError as exc:  # an error event inside the stream
+        except _openai().APIError as exc:  # an error event inside the stream
             raise BrainError(self._says(f"reported an error: {_clip(exc.message)}")) from None
         except (httpx.HTTPError, ValueError, TypeError) as exc:  # a broken stream, a malformed chunk
             raise BrainError(self._says(f"broke off its answer: {_clip(str(exc) or type(exc).__name__)}")) from None

@@ -33,6 +33,18 @@ RECENT_WORK = 200  # work items kept for a handover
 Work = tuple[str, str, str, dict[str, Any]]  # (id, participant id, event type or "join", properties)
 
 
+def _addressees(message: dict[str, Any]) -> set[str] | None:
+    """Whom an app message is for: the participant ids in its `properties.to`, or everyone (None)."""
+    if message.get("e") != ip.ROOM_APP_MESSAGE:
+        return None
+    to = (message["m"].get("properties") or {}).get("to")
+    if isinstance(to, str) and to != "*":
+        return {to}
+    if isinstance(to, list):
+        return {t for t in to if isinstance(t, str)}
+    return None
+
+
 @dataclass(eq=False)
 class Participant:
     participant_id: str
@@ -97,8 +109,9 @@ class LocalRoom:
         elif kind == "in":
             sender = message["p"]
             relayed = ip.room_message(self.conversation_id, ip.ROOM_APP_MESSAGE, {"from": sender, "data": message["m"]})
+            to = _addressees(message)
             for pid, participant in self.local.items():
-                if pid != sender:
+                if pid != sender and (to is None or pid in to):
                     participant.deliver(relayed)
             event_type = message.get("e")
             if event_type != ip.ROOM_APP_MESSAGE:  # work for the replica, wherever it is hosted
