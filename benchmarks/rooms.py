@@ -112,6 +112,9 @@ class Server:
                 break
         raise RuntimeError(f"server did not start: {(self.workdir / 'server.log').read_text()[-2000:]}")
 
+    def log_tail(self, chars: int = 3000) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")[-chars:]
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -297,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"SQLite, 1 process ({server.url})")
             try:
                 results.append(asyncio.run(run_config("SQLite, 1 process", server, key, args)))
+            except Exception:
+                log(f"server log:\n{server.log_tail()}")
+                raise
             finally:
                 server.stop()
         if not args.only or "pg2" in args.only:
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"PostgreSQL, 2 processes ({server.url})")
                 try:
                     results.append(asyncio.run(run_config("PostgreSQL, 2 processes", server, key, args)))
+                except Exception:
+                    log(f"server log:\n{server.log_tail()}")
+                    raise
                 finally:
                     server.stop()
     log()

@@ -227,6 +227,10 @@ def serve(
         sock.bind((host, port))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    # Listening from here, before any server process starts: with --workers N the ready line is
+    # printed when the processes are forked, and a client that connects before one of them runs
+    # waits in the backlog instead of being refused.
+    sock.listen(2048)
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
     listen_url = f"http://{shown_host}:{bound_port}"

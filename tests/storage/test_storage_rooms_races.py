@@ -144,19 +144,28 @@ def pg_scenario(pg_cluster, run, records, body) -> Any:
 
 
 def test_an_end_waits_for_the_append_in_flight(pg_cluster, run, records) -> None:
-    """The append has checked the conversation; the end, which comes next, waits for its commit."""
+    """The append has checked the conversation; the end, which comes next, waits for its commit.
+
+    The append is one statement, so the test pauses it inside: a trigger on the transcript's
+    INSERT (which runs after the statement has the conversation's row) waits for an advisory
+    lock the test holds.
+    """
 
     async def body(storage: Storage, holder: asyncpg.Connection, cid: str) -> None:
-        pause = holder.transaction()
-        await pause.start()
-        await holder.execute("LOCK TABLE conversation_turns IN SHARE MODE")  # the append's INSERT waits
+        await holder.execute(
+            "CREATE FUNCTION pause_append() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$; "
+            "CREATE TRIGGER pause_append BEFORE INSERT ON conversation_turns "
+            "FOR EACH ROW EXECUTE FUNCTION pause_append()"
+        )
+        await holder.execute("SELECT pg_advisory_lock(4242)")  # the append's INSERT waits
         append = asyncio.ensure_future(storage.rooms.append_turn(cid, {"content": "last words"}))
         await until_waiting(holder, 1, append)
         assert not append.done()
         end = asyncio.ensure_future(storage.end_conversation("a1", cid, END, AT))
         await until_waiting(holder, 2, end)
         ended_while_the_append_was_in_flight = end.done()
-        await pause.rollback()
+        await holder.execute("SELECT pg_advisory_unlock(4242)")
         assert await append is True
         assert await end is EndOutcome.ENDED
         assert not ended_while_the_append_was_in_flight

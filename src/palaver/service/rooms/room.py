@@ -6,7 +6,7 @@ order for every process; this class turns it into messages for the local
 sockets and, in the process that holds the host lease, into work for the
 replica. Bus messages are small JSON objects keyed by `k`:
 
-- `out`  a message from the replica (`m`), for everyone or one participant (`to`)
+- `out`  the replica's messages (`l`: `[addressee or null, message]` pairs, in order)
 - `in`   a participant's checked message (`p` who, `m` the message as sent)
 - `join` / `leave` / `present`  the roster
 """
@@ -95,17 +95,16 @@ class LocalRoom:
 
     def on_bus(self, message: dict[str, Any]) -> None:
         kind = message.get("k")
-        if kind == "out":
-            body = message["m"]
-            seq = body.get("seq")
-            if isinstance(seq, int) and seq > self.max_seq:
-                self.max_seq = seq
-            target = message.get("to")
-            if target is None:
-                for participant in self.local.values():
-                    participant.deliver(body)
-            elif target in self.local:
-                self.local[target].deliver(body)
+        if kind == "out":  # the replica's messages, in order: [[addressee or None, message], ...]
+            for target, body in message["l"]:
+                seq = body.get("seq")
+                if isinstance(seq, int) and seq > self.max_seq:
+                    self.max_seq = seq
+                if target is None:
+                    for participant in self.local.values():
+                        participant.deliver(body)
+                elif target in self.local:
+                    self.local[target].deliver(body)
         elif kind == "in":
             sender = message["p"]
             relayed = ip.room_message(self.conversation_id, ip.ROOM_APP_MESSAGE, {"from": sender, "data": message["m"]})

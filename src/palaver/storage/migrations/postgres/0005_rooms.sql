@@ -27,3 +27,8 @@ CREATE TABLE room_messages (
     body            text NOT NULL,
     created_epoch   double precision NOT NULL
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 100);
+
+-- How many turns a conversation's transcript holds: the append counts on the conversation's row,
+-- so one statement both takes the row's lock and gives the next index (storage/postgres_rooms.py).
+-- A constant default: adding it does not rewrite the table.
+ALTER TABLE conversations ADD COLUMN turns integer NOT NULL DEFAULT 0;
