@@ -93,3 +93,41 @@ def test_the_replica_moves_to_the_process_that_still_has_participants(three):
         assert said["properties"]["speech"] == "after the handover"
         seqs = [m["seq"] for m in pb.messages if "seq" in m]
         assert seqs[-1] > max(seqs[:-1])  # the new host goes on from the seq it saw
+
+
+def test_a_killed_host_is_replaced_once_its_lease_lapses(three):
+    """kill -9 of the process hosting the replica: the other process's participant is answered again
+    within the lease (5 s) and a tick, by a replica that kept the transcript."""
+    (a, b, c), key = three
+    with a.client(key.key) as api:
+        conv = api.post(
+            "/v2/conversations",
+            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "properties": {"participant_left_timeout": 60}},
+        ).json()
+    pa = RoomParticipant(url_on(a, conv["conversation_url"]), name="on-a")
+    pa.wait_for("system.replica_joined")  # A hosts the replica
+    with RoomParticipant(url_on(b, conv["conversation_url"]), name="on-b") as pb:
+        pb.wait_for("system.replica_joined")
+        pb.send("conversation.echo", {"text": "before the crash"})
+        pb.wait_for("conversation.utterance")
+        a.kill()
+        killed_at = time.monotonic()
+        deadline = killed_at + 15
+        answered = None
+        while answered is None and time.monotonic() < deadline:
+            pb.send("conversation.echo", {"text": "anyone there?"})
+            try:
+                answered = pb.wait_for("conversation.utterance", timeout=1.0)
+            except AssertionError:
+                continue
+        assert answered is not None, "no process took the replica over"
+        assert time.monotonic() - killed_at < 10
+        assert answered["properties"]["speech"] == "anyone there?"
+    # The transcript survived the crash: the new host stored its turns after the old host's.
+    with c.client(key.key) as api:
+        cid = conv["conversation_id"]
+        assert api.post(f"/v2/conversations/{cid}/end").status_code == 200
+        events = api.get(f"/v2/conversations/{cid}", params={"verbose": "true"}).json()["events"]
+    [ready] = [e for e in events if e["event_type"] == "application.transcription_ready"]
+    said = [t["content"] for t in ready["properties"]["transcript"] if t["role"] == "assistant"]
+    assert said[0] == "before the crash" and said[-1] == "anyone there?"
