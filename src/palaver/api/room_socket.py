@@ -48,7 +48,7 @@ async def room_socket(websocket: WebSocket, conversation_id: str) -> None:
             data = frame.get("text")
             if data is None:
                 data = frame.get("bytes") or b""
-            if len(data) > ip.MAX_MESSAGE_BYTES:
+            if ip.oversized(data):
                 too_large = f"message too large: at most {ip.MAX_MESSAGE_BYTES} bytes"
                 participant.deliver(ip.room_message(conversation_id, ip.ROOM_ERROR, {"message": too_large}))
                 participant.close(TOO_BIG, "message too large")

@@ -265,7 +265,10 @@ class DeliveryWorker:
         through = None if lane is Lane.SYSTEM else self._cursors[Lane.SYSTEM]
         if through is not None and after >= through:
             return 0
-        changes = await self._storage.read_outbox(after, self._ingest_batch, through)
+        # The system lane renders shutdowns only: it does not read the transcripts.
+        changes = await self._storage.read_outbox(
+            after, self._ingest_batch, through, transcripts=lane is not Lane.SYSTEM
+        )
         if not changes:
             return 0
         new, purge, replay = render([c for c in changes if self._shard.owns(c.conversation_id)], lane)
@@ -306,7 +309,7 @@ class DeliveryWorker:
                 not self._tasks
                 and not self._has_ready()
                 and self._cursors[Lane.APPLICATION] >= self._cursors[Lane.SYSTEM]
-                and not await self._storage.read_outbox(self._cursors[Lane.SYSTEM], 1)
+                and not await self._storage.read_outbox(self._cursors[Lane.SYSTEM], 1, transcripts=False)
             ):
                 break
         await self.flush()

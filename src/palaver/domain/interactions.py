@@ -67,10 +67,16 @@ class Inbound:
         return self.event_type == ROOM_APP_MESSAGE
 
 
+def oversized(frame: str | bytes) -> bool:
+    """Whether a frame is over MAX_MESSAGE_BYTES (in UTF-8 bytes, as it travelled): such a frame is not
+    answered but closes its socket (api/room_socket.py)."""
+    if len(frame) <= MAX_MESSAGE_BYTES // 4:  # no text this short can be over, whatever its characters
+        return False
+    return len(frame if isinstance(frame, bytes) else frame.encode()) > MAX_MESSAGE_BYTES
+
+
 def parse(text: str | bytes, conversation_id: str) -> Inbound:
-    """Check one frame from a participant; raises ProtocolError with a message meant for them."""
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message too large: at most {MAX_MESSAGE_BYTES} bytes")
+    """Check one frame from a participant (not oversized); raises ProtocolError with a message meant for them."""
     try:
         message = json.loads(text)
     except (ValueError, UnicodeDecodeError):

@@ -244,9 +244,11 @@ class Storage(Protocol):
         """A new secret for the account (None if no such account)."""
         ...
 
-    async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
+    async def read_outbox(
+        self, after_seq: int, limit: int, through_seq: int | None = None, *, transcripts: bool = True
+    ) -> list[OutboxChange]:
         """Outbox changes after `after_seq` (and up to `through_seq`), in order, each with its
-        conversation's current facts."""
+        conversation's current facts; an ended one's transcript turns only if `transcripts`."""
         ...
 
     async def trim_outbox(self, through_seq: int, limit: int) -> int:

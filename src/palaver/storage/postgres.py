@@ -38,7 +38,7 @@ from palaver.storage.postgres_ends import end_many
 from palaver.storage.postgres_media import PostgresMedia
 from palaver.storage.postgres_pool import DEFAULT_POOL_SIZE, LazyPool
 from palaver.storage.postgres_resources import PostgresResources
-from palaver.storage.postgres_rooms import PostgresRooms, purge_room
+from palaver.storage.postgres_rooms import PostgresRooms, purge_room, transcript_of_ended
 from palaver.storage.rows import CONVERSATION_COLUMNS, conversation_from_row
 
 _KEY_COLUMNS = "key_id, account_id, name, lookup, key_hash, created_at, revoked_at"
@@ -279,12 +279,15 @@ class PostgresStorage:
         )
         return secret if status == "UPDATE 1" else None
 
-    async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
+    async def read_outbox(
+        self, after_seq: int, limit: int, through_seq: int | None = None, *, transcripts: bool = True
+    ) -> list[OutboxChange]:
         """The outbox as it stands (for inspection and tests: the delivery workers take changes
         with `PostgresDeliveryLedger.take_outbox`, which is safe against commit order)."""
         rows = await self._fetch(
             "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
-            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason "
+            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
+            f"{transcript_of_ended('o') if transcripts else 'NULL'} "
             "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
             "WHERE o.seq > $1 AND o.seq <= $2 ORDER BY o.seq LIMIT $3",
             after_seq,
@@ -391,6 +394,5 @@ class PostgresStorage:
 
 def outbox_change(r: asyncpg.Record) -> OutboxChange:
     """An outbox row joined with its conversation's facts (None where the conversation is gone)."""
-    turns = parse_turns(r[13]) if len(r) > 13 else ()
-    history = None if r[5] is None else History(r[1], r[6], r[7], r[8], r[9], r[10], r[11], r[12], turns)
+    history = None if r[5] is None else History(r[1], r[6], r[7], r[8], r[9], r[10], r[11], r[12], parse_turns(r[13]))
     return OutboxChange(r[0], r[1], r[2], r[3], r[4], r[5], history)

@@ -37,6 +37,7 @@ from palaver.storage.base import (
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres import outbox_change
 from palaver.storage.postgres_pool import LazyPool
+from palaver.storage.postgres_rooms import transcript_of_ended
 
 # Held (for one transaction) by the worker taking outbox changes into the ledger.
 OUTBOX_TAKER_LOCK = 0x70616C6176657202
@@ -54,8 +55,7 @@ _TAKE = (
     "  RETURNING seq, conversation_id, change, detail, at_epoch"
     ") SELECT t.seq, t.conversation_id, t.change, t.detail, t.at_epoch, c.account_id, c.test_mode, "
     "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
-    "CASE WHEN t.change = 'ended' THEN (SELECT '[' || string_agg(x.entry, ',' ORDER BY x.idx) || ']' "
-    "FROM conversation_turns x WHERE x.conversation_id = t.conversation_id) END "
+    f"{transcript_of_ended('t')} "
     "FROM taken t LEFT JOIN conversations c ON c.conversation_id = t.conversation_id ORDER BY t.seq"
 )
 

@@ -59,6 +59,15 @@ _CLAIM_HOST = (
 )
 
 
+def transcript_of_ended(outbox: str) -> str:
+    """An ended conversation's transcript for the outbox row aliased `outbox`: its entries' stored text
+    joined into one JSON array, byte for byte (the delivery worker renders `transcription_ready`)."""
+    return (
+        f"CASE WHEN {outbox}.change = 'ended' THEN (SELECT '[' || string_agg(x.entry, ',' ORDER BY x.idx) || ']' "
+        f"FROM conversation_turns x WHERE x.conversation_id = {outbox}.conversation_id) END"
+    )
+
+
 class PostgresRooms:
     def __init__(self, pool: LazyPool) -> None:
         self._pool = pool

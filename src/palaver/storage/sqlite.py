@@ -37,7 +37,7 @@ from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_sec
 from palaver.storage.sqlite_document_chunks import SQLiteDocumentChunks
 from palaver.storage.sqlite_media import SQLiteMedia
 from palaver.storage.sqlite_resources import SQLiteResources
-from palaver.storage.sqlite_rooms import SQLiteRooms, purge_room
+from palaver.storage.sqlite_rooms import TRANSCRIPT_OF_ENDED, SQLiteRooms, purge_room
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
     GroupCommitter,
@@ -55,14 +55,6 @@ _INSERT_CONVERSATION = (
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(*row)
-
-
-# The transcript of an ended conversation, for the outbox reader: its entries' stored text joined
-# into one JSON array, byte for byte (the delivery worker renders `transcription_ready` from it).
-TURNS_OF_ENDED = (
-    "CASE WHEN o.change = 'ended' THEN (SELECT '[' || group_concat(entry, ',') || ']' FROM "
-    "(SELECT entry FROM conversation_turns t WHERE t.conversation_id = o.conversation_id ORDER BY idx)) END"
-)
 
 
 class SQLiteStorage:
@@ -311,11 +303,13 @@ class SQLiteStorage:
         rows = self._read.execute("SELECT account_id, webhook_secret FROM accounts WHERE webhook_secret IS NOT NULL")
         return dict(rows.fetchall())
 
-    async def read_outbox(self, after_seq: int, limit: int, through_seq: int | None = None) -> list[OutboxChange]:
+    async def read_outbox(
+        self, after_seq: int, limit: int, through_seq: int | None = None, *, transcripts: bool = True
+    ) -> list[OutboxChange]:
         rows = self._read.execute(
             "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
             "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
-            f"{TURNS_OF_ENDED} "
+            f"{TRANSCRIPT_OF_ENDED if transcripts else 'NULL'} "
             "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
             "WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?",
             (after_seq, _MAX_SEQ if through_seq is None else through_seq, limit),

@@ -81,10 +81,11 @@ class ReplicaHost:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(
+    def send(
         self, event_type: str, properties: dict[str, Any] | None = None, *, inference_id: str | None = None,
         turn: bool = True, to: str | None = None,
     ) -> None:  # fmt: skip
+        """Number the message and queue it (see `_queue`): nothing here waits for the bus."""
         self.seq += 1
         message = ip.outbound(
             self.conversation_id,
@@ -97,7 +98,7 @@ class ReplicaHost:
         )
         self._queue(message, to)
 
-    async def error(self, text: str, *, to: str | None = None, inference_id: str | None = None) -> None:
+    def error(self, text: str, *, to: str | None = None, inference_id: str | None = None) -> None:
         props: dict[str, Any] = {"message": text}
         if inference_id:
             props["inference_id"] = inference_id
@@ -150,7 +151,7 @@ class ReplicaHost:
 
     async def joined(self, participant_id: str) -> None:
         """Tell the newcomer the replica is here; the first one also hears the `custom_greeting`."""
-        await self.send(ip.REPLICA_JOINED, {"replica_id": self._replica_id}, turn=False, to=participant_id)
+        self.send(ip.REPLICA_JOINED, {"replica_id": self._replica_id}, turn=False, to=participant_id)
         if self._greeting and not self._turns:
             greeting, self._greeting = self._greeting, None
             await self._say(greeting, uuid.uuid4().hex)  # not interruptible (reference 3.1)
@@ -171,7 +172,7 @@ class ReplicaHost:
         elif event_type == ip.TOOL_RESULT:
             future = self._tool_results.get(p["tool_call_id"])
             if future is None or future.done():
-                await self.error(f"no tool call {p['tool_call_id']!r} is waiting for a result", to=participant_id)
+                self.error(f"no tool call {p['tool_call_id']!r} is waiting for a result", to=participant_id)
             else:
                 future.set_result(p)
 
@@ -195,9 +196,9 @@ class ReplicaHost:
         self._turn_idx += 1
         inference_id = uuid.uuid4().hex
         started = self._clock.now()
-        await self.send(ip.USER_STARTED, None, inference_id=inference_id)
-        await self.send(ip.USER_STOPPED, None, inference_id=inference_id)
-        await self.send(ip.UTTERANCE, {"role": "user", "speech": text}, inference_id=inference_id)
+        self.send(ip.USER_STARTED, None, inference_id=inference_id)
+        self.send(ip.USER_STOPPED, None, inference_id=inference_id)
+        self.send(ip.UTTERANCE, {"role": "user", "speech": text}, inference_id=inference_id)
         await self._store(self._entry("user", text, started))
         await self._start(self._answer(inference_id))
 
@@ -206,36 +207,35 @@ class ReplicaHost:
     async def _say(self, text: str, inference_id: str) -> None:
         """Speak a fixed text (the greeting, an echo): one utterance, not interruptible by the model."""
         started = self._clock.now()
-        await self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
-        await self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": text, "content_index": 0,
+        self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
+        self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": text, "content_index": 0,
                                                  "final": True}, inference_id=inference_id)  # fmt: skip
-        await self.send(ip.UTTERANCE, {"role": "replica", "speech": text}, inference_id=inference_id)
+        self.send(ip.UTTERANCE, {"role": "replica", "speech": text}, inference_id=inference_id)
         duration = round(self._clock.now() - started, 3)
-        await self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": False}, inference_id=inference_id)
+        self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": False}, inference_id=inference_id)
         await self._store(self._entry("assistant", text, started, inference_id=inference_id))
 
     async def _echo_piece(self, p: dict[str, Any]) -> None:
         """`conversation.echo`: the replica says exactly this; pieces with `done: false` make one utterance."""
         done = p.get("done", True)
         if self._echo is None:
-            if self._speaking is not None and not self._speaking.done():
-                await self.interrupt()
+            await self.interrupt()
             inference_id = p.get("inference_id") or uuid.uuid4().hex
             self._echo = {"id": inference_id, "text": "", "started": self._clock.now(), "index": 0}
-            await self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
+            self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
         echo = self._echo
         echo["text"] += p["text"]
         final = bool(done)
-        await self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": echo["text"],
+        self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": echo["text"],
                                                  "content_index": echo["index"], "final": final},
                         inference_id=echo["id"])  # fmt: skip
         echo["index"] += 1
         if not final:
             return
         self._echo = None
-        await self.send(ip.UTTERANCE, {"role": "replica", "speech": echo["text"]}, inference_id=echo["id"])
+        self.send(ip.UTTERANCE, {"role": "replica", "speech": echo["text"]}, inference_id=echo["id"])
         duration = round(self._clock.now() - echo["started"], 3)
-        await self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": False}, inference_id=echo["id"])
+        self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": False}, inference_id=echo["id"])
         await self._store(self._entry("assistant", echo["text"], echo["started"], inference_id=echo["id"]))
 
     def _prompt(self) -> Prompt:
@@ -267,9 +267,9 @@ class ReplicaHost:
                             continue
                         if started is None:
                             started = self._clock.now()
-                            await self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
+                            self.send(ip.REPLICA_STARTED, None, inference_id=inference_id)
                         speech += out.text
-                        await self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": speech,
+                        self.send(ip.UTTERANCE_STREAMING, {"role": "replica", "speech": speech,
                                                                  "content_index": index, "final": False},
                                         inference_id=inference_id)  # fmt: skip
                         index += 1
@@ -277,7 +277,7 @@ class ReplicaHost:
                         calls.append(out)
                         # Ready for the result before the app can see the call.
                         self._tool_results[out.tool_call_id] = asyncio.get_running_loop().create_future()
-                        await self.send(ip.TOOL_CALL, {"name": out.name, "arguments": out.arguments,
+                        self.send(ip.TOOL_CALL, {"name": out.name, "arguments": out.arguments,
                                                        "tool_call_id": out.tool_call_id},
                                         inference_id=inference_id)  # fmt: skip
                 if not calls:
@@ -287,7 +287,7 @@ class ReplicaHost:
         except RoomClosed:
             return
         except BrainError as exc:
-            await self.error(str(exc), inference_id=inference_id)
+            self.error(str(exc), inference_id=inference_id)
             if started is None:
                 return
         except asyncio.CancelledError:
@@ -322,13 +322,13 @@ class ReplicaHost:
         final = {"role": "replica", "speech": speech, "content_index": index, "final": True}
         if interrupted:
             final["is_interrupted"] = True
-        await self.send(ip.UTTERANCE_STREAMING, final, inference_id=inference_id)
+        self.send(ip.UTTERANCE_STREAMING, final, inference_id=inference_id)
         utterance: dict[str, Any] = {"role": "replica", "speech": speech}
         if interrupted:
             utterance["interrupted"] = True
-        await self.send(ip.UTTERANCE, utterance, inference_id=inference_id)
+        self.send(ip.UTTERANCE, utterance, inference_id=inference_id)
         duration = round(self._clock.now() - started, 3)
-        await self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": interrupted},
+        self.send(ip.REPLICA_STOPPED, {"duration": duration, "interrupted": interrupted},
                         inference_id=inference_id)  # fmt: skip
         with contextlib.suppress(RoomClosed):
             await self._store(self._entry("assistant", speech[stored:], started, inference_id=inference_id))

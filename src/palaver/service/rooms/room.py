@@ -189,7 +189,7 @@ class LocalRoom:
                 return  # the conversation ended: the hub closes the room
             except Exception:
                 log.exception("room %s: handling %s failed", self.conversation_id, event_type)
-                await host.error("the replica could not handle that message", to=sender)
+                host.error("the replica could not handle that message", to=sender)
 
     # -- closing ---------------------------------------------------------------------------
 
