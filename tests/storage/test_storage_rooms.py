@@ -200,6 +200,32 @@ def test_the_host_lease(storage: Storage, run) -> None:
     run(scenario())
 
 
+def test_many_leases_in_one_claim(storage: Storage, backend: Backend, run) -> None:
+    """A process renews all its rooms at once: it gets back the ones it holds, and two processes renewing
+    overlapping rooms in opposite orders neither deadlock nor both win a room."""
+    other = backend.open()
+
+    async def scenario() -> None:
+        assert await storage.rooms.claim_hosts([], "A", 100.0, 10.0) == set()
+        assert await storage.rooms.claim_host("c2", "B", 100.0, 10.0) is True
+        assert await storage.rooms.claim_hosts(["c1", "c2", "c3", "c1"], "A", 101.0, 10.0) == {"c1", "c3"}
+        assert await storage.rooms.claim_hosts(["c3", "c1"], "A", 109.0, 10.0) == {"c1", "c3"}  # renewed: 119
+        assert await storage.rooms.claim_hosts(["c1", "c2", "c3"], "B", 112.0, 10.0) == {
+            "c2"
+        }  # its own (renewed, though lapsed); A holds c1 and c3 until 119
+        ids = [f"r{n:03}" for n in range(200)]
+        for _ in range(5):
+            a, b = await asyncio.gather(
+                storage.rooms.claim_hosts(ids, "P", 200.0, 10.0), other.rooms.claim_hosts(ids[::-1], "Q", 200.0, 10.0)
+            )
+            assert not a & b and a | b == set(ids)
+
+    try:
+        run(scenario())
+    finally:
+        run(other.close())
+
+
 def test_one_host_wins_a_contested_room(storage: Storage, backend: Backend, run) -> None:
     other = backend.open()
 

@@ -51,11 +51,14 @@ _OPEN_AMONG = (
 )
 # As in SQLite (storage/sqlite_rooms.py): take the lease if free, held by `host`, or lapsed at $4.
 # Concurrent claims of a new room: one inserts, the other waits for it and then sees its row.
-_CLAIM_HOST = (
-    "INSERT INTO room_hosts (conversation_id, host, until) VALUES ($1, $2, $3) "
+# Many rooms in one statement, in id order: two processes renewing overlapping rooms lock them in
+# the same order, so they cannot deadlock.
+_CLAIM_HOSTS = (
+    "INSERT INTO room_hosts (conversation_id, host, until) "
+    "SELECT id, $2, $3 FROM unnest($1::text[]) AS id ORDER BY id "
     "ON CONFLICT (conversation_id) DO UPDATE SET host = excluded.host, until = excluded.until "
     "WHERE room_hosts.host = excluded.host OR room_hosts.until <= $4 "
-    "RETURNING 1"
+    "RETURNING conversation_id"
 )
 
 
@@ -94,8 +97,12 @@ class PostgresRooms:
         return set(conversation_ids).difference(row[0] for row in rows if row[1])
 
     async def claim_host(self, conversation_id: str, host: str, now: float, lease: float) -> bool:
+        return conversation_id in await self.claim_hosts([conversation_id], host, now, lease)
+
+    async def claim_hosts(self, conversation_ids: Sequence[str], host: str, now: float, lease: float) -> set[str]:
         pool = await self._pool.get()
-        return await pool.fetchval(_CLAIM_HOST, conversation_id, host, now + lease, now) is not None
+        rows = await pool.fetch(_CLAIM_HOSTS, sorted(set(conversation_ids)), host, now + lease, now)
+        return {row[0] for row in rows}
 
     async def release_host(self, conversation_id: str, host: str) -> None:
         pool = await self._pool.get()

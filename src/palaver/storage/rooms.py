@@ -55,6 +55,11 @@ class RoomStore(Protocol):
         if nobody did, it was already `host`, or the holder's lease had lapsed."""
         ...
 
+    async def claim_hosts(self, conversation_ids: Sequence[str], host: str, now: float, lease: float) -> set[str]:
+        """`claim_host` for many rooms in one write (a process renews all its rooms at once); the
+        rooms `host` holds now."""
+        ...
+
     async def release_host(self, conversation_id: str, host: str) -> None:
         """Give the room up (only if `host` holds it), so another process can take it at once."""
         ...

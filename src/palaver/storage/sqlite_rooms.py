@@ -77,8 +77,13 @@ class SQLiteRooms:
         return {value for (value,) in rows}
 
     async def claim_host(self, conversation_id: str, host: str, now: float, lease: float) -> bool:
-        args = (conversation_id, host, now + lease, now)
-        return await self._writer.submit(lambda c: bool(c.execute(_CLAIM_HOST, args).fetchall()))
+        return conversation_id in await self.claim_hosts([conversation_id], host, now, lease)
+
+    async def claim_hosts(self, conversation_ids: Sequence[str], host: str, now: float, lease: float) -> set[str]:
+        def op(c: sqlite3.Connection) -> set[str]:
+            return {cid for cid in conversation_ids if c.execute(_CLAIM_HOST, (cid, host, now + lease, now)).fetchall()}
+
+        return await self._writer.submit(op)
 
     async def release_host(self, conversation_id: str, host: str) -> None:
         sql, args = "DELETE FROM room_hosts WHERE conversation_id = ? AND host = ?", (conversation_id, host)

@@ -98,7 +98,7 @@ class RoomHub:
         self.host_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rooms: dict[str, LocalRoom] = {}
         self._records: dict[str, ConversationRecord] = {}
-        self._renewed: dict[str, float] = {}
+        self._renewed_at = 0.0  # when every room's host lease was last claimed or renewed
 
     # -- joining and leaving ---------------------------------------------------------------
 
@@ -193,7 +193,6 @@ class RoomHub:
         """No participant of this room is left here: give the replica up so another process can host it."""
         self.rooms.pop(room.conversation_id, None)
         self._records.pop(room.conversation_id, None)
-        self._renewed.pop(room.conversation_id, None)
         was_host = room.host is not None
         last = room.last_done
         await room.close(ip.room_message(room.conversation_id, ip.ROOM_ENDED, {}))
@@ -208,14 +207,23 @@ class RoomHub:
     # -- hosting the replica ---------------------------------------------------------------
 
     async def _ensure_host(self, room: LocalRoom) -> None:
-        cid = room.conversation_id
-        now = self._clock.now()
-        held = await self._rooms_store.claim_host(cid, self.host_id, now, self._lease)
-        self._renewed[cid] = now
-        if held and room.host is None and not room.closed:
-            room.start_hosting(await self._replica(self._records[cid], room))
-        elif not held and room.host is not None:
-            await room.stop_hosting()
+        await self._ensure_hosts([room])
+
+    async def _ensure_hosts(self, rooms: list[LocalRoom]) -> None:
+        """Claim (or renew) the replica of each room in one write; start or stop hosting to match."""
+        if not rooms:
+            return
+        held = await self._rooms_store.claim_hosts(
+            [room.conversation_id for room in rooms], self.host_id, self._clock.now(), self._lease
+        )
+        for room in rooms:
+            cid = room.conversation_id
+            if room.closed:
+                continue
+            if cid in held and room.host is None:
+                room.start_hosting(await self._replica(self._records[cid], room))
+            elif cid not in held and room.host is not None:
+                await room.stop_hosting()
 
     async def _replica(self, record: ConversationRecord, room: LocalRoom) -> ReplicaHost:
         try:
@@ -254,7 +262,6 @@ class RoomHub:
             if room is None:
                 continue
             self._records.pop(cid, None)
-            self._renewed.pop(cid, None)
             record = await self._storage.find_conversation(cid)
             reason = record.shutdown_reason if record is not None else "deleted"
             await room.close(
@@ -273,9 +280,9 @@ class RoomHub:
             try:
                 await self.close_ended()
                 now = self._clock.now()
-                for cid, room in list(self.rooms.items()):
-                    if now - self._renewed.get(cid, 0.0) >= self._lease / 3 and not room.closed:
-                        await self._ensure_host(room)
+                if now - self._renewed_at >= self._lease / 3:  # every room's lease in one write
+                    self._renewed_at = now
+                    await self._ensure_hosts([room for room in self.rooms.values() if not room.closed])
             except asyncio.CancelledError:
                 raise
             except Exception:
