@@ -2,7 +2,10 @@
 
 Every documented operation is exercised with generated valid (positive) and invalid
 (negative) inputs. The run is bounded (MAX_EXAMPLES per operation and mode) and uses its
-own server, because random inputs create a lot of data.
+own server, because random inputs create a lot of data. It runs once per backend, like every
+HTTP suite, and each backend draws its own examples: the answers' shapes do not depend on the
+backend, so the two halves together give each operation and mode ~25 examples per session, at
+half the cost of 25 on each (this test was a quarter of the whole suite's time).
 
 Why not ``@schema.parametrize()``: the schema only exists once a server is running, and
 ``schemathesis.pytest.from_fixture`` (the lazy loader for that case) fails on pytest 9.2
@@ -29,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 12  # per backend; see the module docstring
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,24 @@ def _operations(schema) -> list:
     for result in schema.get_all_operations():
         ops.append(result.ok())  # raises if the schema has an invalid operation
     return ops
+
+
+_FREE_FORM_STRING_KEYS = {"type", "title", "description"}
+
+
+def _nothing_to_make_invalid(operation) -> bool:
+    """No body, and every parameter a path or header string without constraints: negative
+    generation can only end in Unsatisfiable, after ~1-2 s of Hypothesis trying per operation
+    (measured: 61 operations, a minute per backend), so the negative run does not ask."""
+    if len(operation.body):
+        return False
+    for parameter in operation.iter_parameters():
+        schema = parameter.definition.get("schema", {})
+        if parameter.location.value not in ("path", "header") or schema.get("type") != "string":
+            return False
+        if set(schema) - _FREE_FORM_STRING_KEYS:
+            return False
+    return True
 
 
 def _run(operation, mode: GenerationMode, base_url: str, headers: dict) -> None:
@@ -122,6 +143,8 @@ def test_openapi_conformance(live_schema, fuzz_server, mode):
     headers = {"x-api-key": fuzz_server.shown_once_key}
     failures = []
     for operation in _operations(live_schema):
+        if mode is GenerationMode.NEGATIVE and _nothing_to_make_invalid(operation):
+            continue
         try:
             _run(operation, mode, fuzz_server.base_url, headers)
         except Unsatisfiable:
