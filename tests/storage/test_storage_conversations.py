@@ -138,6 +138,25 @@ def test_list_pages_and_total_is_not_the_page_size(listed, run, limit: int, offs
     assert total == 5
 
 
+@pytest.mark.parametrize(("limit", "offset"), [(1, 0), (1, 1), (1, 2), (10, 0), (10, 1), (10, 5), (0, 0)])
+def test_list_active_pages_count_the_active_and_skip_the_rest(listed, run, limit: int, offset: int) -> None:
+    """Active ones sit between ended, test-mode and deleted ones; the page and the total are theirs alone
+    (SQLite counts them from the account's counter, not from an index: migration 0009)."""
+    storage, visible = listed
+    active = [visible[0], visible[4]]
+    page, total = run(storage.list_conversations("a1", status="active", limit=limit, offset=offset))
+    assert ids(page) == ids(active[offset:offset + limit])
+    assert total == 2
+
+    async def end_newest() -> None:
+        await storage.end_conversation("a1", visible[0].conversation_id, "r", "2026-02-01T00:00:00.000000Z")
+
+    run(end_newest())
+    page, total = run(storage.list_conversations("a1", status="active", limit=limit, offset=offset))
+    assert ids(page) == ids(active[1:][offset:offset + limit])
+    assert total == 1
+
+
 def test_list_page_with_filter(listed, run) -> None:
     storage, visible = listed
     page, total = run(storage.list_conversations("a1", status="ended", limit=1, offset=1))

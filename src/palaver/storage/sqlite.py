@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History, parse_turns
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
 from palaver.domain.errors import ConcurrencyLimitReached, RoomFull
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
@@ -24,7 +24,6 @@ from palaver.storage.base import (
     ApiKeyRecord,
     ConversationRecord,
     EndRequest,
-    OutboxChange,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
 from palaver.storage.rows import (
@@ -36,8 +35,9 @@ from palaver.storage.rows import (
 from palaver.storage.sqlite_connection import Checkpointer, backfill_webhook_secrets, connect
 from palaver.storage.sqlite_document_chunks import SQLiteDocumentChunks
 from palaver.storage.sqlite_media import SQLiteMedia
+from palaver.storage.sqlite_outbox import SQLiteWebhookOutbox
 from palaver.storage.sqlite_resources import SQLiteResources
-from palaver.storage.sqlite_rooms import TRANSCRIPT_OF_ENDED, SQLiteRooms, purge_room
+from palaver.storage.sqlite_rooms import SQLiteRooms, purge_room
 from palaver.storage.sqlite_writer import (
     ENDED_FACTS,
     GroupCommitter,
@@ -47,7 +47,6 @@ from palaver.storage.sqlite_writer import (
     free_slots,
 )
 
-_MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for an outbox read
 _INSERT_CONVERSATION = (
     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)})"
 )
@@ -57,7 +56,7 @@ def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(*row)
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteWebhookOutbox):
     def __init__(self, path: str, *, synchronous: str = "NORMAL", checkpoints: bool = True) -> None:
         """`checkpoints=False` for a process that only reads (the delivery worker): WAL checkpoints
         are the business of the process that writes."""
@@ -214,11 +213,27 @@ class SQLiteStorage:
         cur = self._read.cursor()
         cur.execute("BEGIN")
         try:
-            total = cur.execute(f"SELECT COUNT(*) FROM conversations WHERE {where}", args).fetchone()[0]
-            rows = cur.execute(
-                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                [*args, limit, offset],
-            ).fetchall()
+            if status == ENDS_FROM:
+                # No index of active conversations (migration 0009): the account's counter is
+                # their exact number (test-mode ones are never active, deleted ones are ended
+                # first), and the walk of conversations_visible stops at the last one of the page,
+                # so it goes back only as far as the oldest active conversation it returns.
+                row = cur.execute(
+                    "SELECT active_conversations FROM accounts WHERE account_id = ?", (account_id,)
+                ).fetchone()
+                total = row[0] if row else 0
+                limit = max(0, min(limit, total - offset))
+            else:
+                total = cur.execute(f"SELECT COUNT(*) FROM conversations WHERE {where}", args).fetchone()[0]
+            rows = (
+                cur.execute(
+                    f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
+                    "ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    [*args, limit, offset],
+                ).fetchall()
+                if limit
+                else []
+            )
         finally:
             cur.execute("COMMIT")
         return [conversation_from_row(r) for r in rows], total
@@ -281,73 +296,6 @@ class SQLiteStorage:
             return [(r[0], r[1], r[3]) for r in fired]
 
         return await self._writer.submit(op)
-
-    # webhooks ----------------------------------------------------------------------
-
-    async def webhook_secret(self, account_id: str) -> str:
-        row = self._read.execute("SELECT webhook_secret FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
-        if row is None or not row[0]:
-            raise KeyError(account_id)
-        return str(row[0])
-
-    async def rotate_webhook_secret(self, account_id: str) -> str | None:
-        secret = new_secret()
-
-        def op(conn: sqlite3.Connection) -> str | None:
-            cur = conn.execute("UPDATE accounts SET webhook_secret = ? WHERE account_id = ?", (secret, account_id))
-            return secret if cur.rowcount == 1 else None
-
-        return await self._writer.submit(op)
-
-    async def webhook_secrets(self) -> dict[str, str]:
-        rows = self._read.execute("SELECT account_id, webhook_secret FROM accounts WHERE webhook_secret IS NOT NULL")
-        return dict(rows.fetchall())
-
-    async def read_outbox(
-        self, after_seq: int, limit: int, through_seq: int | None = None, *, transcripts: bool = True
-    ) -> list[OutboxChange]:
-        rows = self._read.execute(
-            "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
-            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
-            f"{TRANSCRIPT_OF_ENDED if transcripts else 'NULL'} "
-            "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
-            "WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?",
-            (after_seq, _MAX_SEQ if through_seq is None else through_seq, limit),
-        ).fetchall()
-        return [
-            OutboxChange(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                None
-                if r[5] is None
-                else History(r[1], bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], parse_turns(r[13])),
-            )
-            for r in rows
-        ]
-
-    async def trim_outbox(self, through_seq: int, limit: int) -> int:
-        # A range of the primary key from the oldest row: seqs only have gaps where a
-        # transaction rolled back, so this deletes at most `limit` rows, usually that many.
-        return await self._writer.submit(
-            lambda c: (
-                c.execute(
-                    "DELETE FROM webhook_outbox WHERE seq <= ? AND seq < (SELECT MIN(seq) FROM webhook_outbox) + ?",
-                    (through_seq, limit),
-                ).rowcount
-            )
-        )
-
-    async def request_replay(self, event_id: str, conversation_id: str) -> None:
-        await self._writer.submit(
-            lambda c: c.execute(
-                "INSERT INTO webhook_outbox (conversation_id, change, detail, at_epoch) VALUES (?, 'replay', ?, ?)",
-                (conversation_id, event_id, time.time()),
-            )
-        )
 
     async def delete_conversation(
         self, account_id: str, conversation_id: str, *, hard: bool, reason: str, at: str, at_epoch: float | None = None
