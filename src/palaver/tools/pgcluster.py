@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SYSTEM_USER = "palaver-pg"
 
@@ -121,7 +122,15 @@ class PostgresCluster:
         self.log_path = self.root / "postgres.log"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([str(self.bin / args[0]), *args[1:]], user=self.user, capture_output=True, check=False)
+        return subprocess.run([str(self.bin / args[0]), *args[1:]], **self._as_user(), capture_output=True, check=False)
+
+    def _as_user(self) -> dict[str, Any]:
+        """Run as the unprivileged user with its own group and no other: `user=` alone keeps root's
+        group, and a root-group directory on the way (mode 0705, as `mkdtemp` plus `_readable_by_all`
+        leave one) then refuses it."""
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
 
     def start(self, timeout: float = 30.0) -> PostgresCluster:
         if self.user is not None:
@@ -138,7 +147,7 @@ class PostgresCluster:
         for name, value in self.settings.items():
             args += ["-c", f"{name}={value}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(args, user=self.user, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, **self._as_user(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
         while not self._accepts():
