@@ -12,11 +12,8 @@ import time
 
 import pytest
 from backends import PostgresBackend
-from room_client import RoomParticipant
+from room_client import RoomParticipant, create_room
 from servers import PalaverServer, create_key
-
-ECHO_PERSONA = "pipecat0"
-REPLICA = "r90bbd427f71"
 
 
 @pytest.fixture
@@ -41,10 +38,7 @@ def url_on(node: PalaverServer, conversation_url: str) -> str:
 def test_participants_on_two_processes_share_the_room_and_an_end_elsewhere_closes_both(three):
     (a, b, c), key = three
     with a.client(key.key) as api:
-        conv = api.post(
-            "/v2/conversations",
-            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "custom_greeting": "Hello both."},
-        ).json()
+        conv = create_room(api, custom_greeting="Hello both.")
     cid = conv["conversation_id"]
     with RoomParticipant(url_on(a, conv["conversation_url"]), name="on-a") as pa:
         pa.wait_for("system.replica_joined")
@@ -76,10 +70,7 @@ def test_participants_on_two_processes_share_the_room_and_an_end_elsewhere_close
 def test_the_replica_moves_to_the_process_that_still_has_participants(three):
     (a, b, _), key = three
     with a.client(key.key) as api:
-        conv = api.post(
-            "/v2/conversations",
-            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "properties": {"participant_left_timeout": 60}},
-        ).json()
+        conv = create_room(api, properties={"participant_left_timeout": 60})
     with RoomParticipant(url_on(a, conv["conversation_url"]), name="host-side") as pa:
         pa.wait_for("system.replica_joined")  # the first to join: A hosts the replica
         pb = RoomParticipant(url_on(b, conv["conversation_url"]), name="stays")
@@ -100,10 +91,7 @@ def test_a_killed_host_is_replaced_once_its_lease_lapses(three):
     within the lease (5 s) and a tick, by a replica that kept the transcript."""
     (a, b, c), key = three
     with a.client(key.key) as api:
-        conv = api.post(
-            "/v2/conversations",
-            json={"persona_id": ECHO_PERSONA, "replica_id": REPLICA, "properties": {"participant_left_timeout": 60}},
-        ).json()
+        conv = create_room(api, properties={"participant_left_timeout": 60})
     pa = RoomParticipant(url_on(a, conv["conversation_url"]), name="on-a")
     pa.wait_for("system.replica_joined")  # A hosts the replica
     with RoomParticipant(url_on(b, conv["conversation_url"]), name="on-b") as pb:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, Status
 from palaver.domain.errors import ConcurrencyLimitReached, RoomFull
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
@@ -213,7 +213,7 @@ class SQLiteStorage(SQLiteWebhookOutbox):
         cur = self._read.cursor()
         cur.execute("BEGIN")
         try:
-            if status == ENDS_FROM:
+            if status == Status.ACTIVE:
                 # No index of active conversations (migration 0009): the account's counter is
                 # their exact number (test-mode ones are never active, deleted ones are ended
                 # first), and the walk of conversations_visible stops at the last one of the page,

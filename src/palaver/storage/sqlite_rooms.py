@@ -43,7 +43,7 @@ _CLAIM_HOST = (
 )
 
 
-# For the outbox reader (storage/sqlite.py, `read_outbox`): an ended conversation's transcript, its
+# For the outbox reader (storage/sqlite_outbox.py, `read_outbox`): an ended conversation's transcript, its
 # entries' stored text joined into one JSON array, byte for byte (the delivery worker renders
 # `transcription_ready` from it). About 1.5 µs per ended change: left out where only the
 # shutdown is rendered.
