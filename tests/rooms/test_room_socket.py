@@ -211,7 +211,9 @@ def test_require_auth_needs_the_meeting_token(client):
 
 
 def test_max_participants_counts_the_replica(client):
-    conv = create(client, persona_id=ECHO_PERSONA, max_participants=2)
+    # The left timeout keeps the conversation going once `first` leaves (the default, 0, would end
+    # it at the next timer tick, racing `third`'s join).
+    conv = create(client, persona_id=ECHO_PERSONA, max_participants=2, properties={"participant_left_timeout": 60})
     url = conv["conversation_url"]
     with RoomParticipant(url, name="first") as first:
         first.wait_for("system.replica_joined")

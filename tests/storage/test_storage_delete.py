@@ -125,6 +125,24 @@ def test_delete_of_ended_conversation_keeps_its_original_end(storage: Storage, b
     assert (row["status"], row["shutdown_reason"], row["ended_at"]) == ("ended", "end_conversation_endpoint_hit", AT)
 
 
+def test_a_delete_stamped_before_the_end_it_lost_to_is_not_recorded_before_it(storage: Storage, backend, run,
+                                                                              records) -> None:
+    """Racing requests take their timestamps before their transactions: an end stamped LATER may commit
+    before a delete stamped AT. The row must not say it was deleted before it ended."""
+    conv = records.conversation("a1")
+
+    async def scenario() -> None:
+        await storage.create_account(records.account("a1"))
+        await storage.insert_conversation(conv)
+        assert await storage.end_conversation("a1", conv.conversation_id, "end_conversation_endpoint_hit", LATER) \
+            is EndOutcome.ENDED
+        assert await storage.delete_conversation("a1", conv.conversation_id, hard=False, reason=ROOM_DELETED, at=AT)
+
+    run(scenario())
+    row = backend.raw_conversation(conv.conversation_id)
+    assert (row["ended_at"], row["deleted_at"], row["updated_at"]) == (LATER, LATER, LATER)
+
+
 def test_delete_of_test_mode_conversation_records_no_shutdown(storage: Storage, backend, run, records) -> None:
     conv = records.conversation("a1", test_mode=True)
 

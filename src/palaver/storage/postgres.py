@@ -340,8 +340,11 @@ class PostgresStorage:
                     epoch,
                 )
             else:
+                # Never before the end (ended_at is set by now): a racing end may have committed
+                # with a later stamp than this delete's, both taken before their transactions.
                 await conn.execute(
-                    "UPDATE conversations SET deleted_at = $1, updated_at = $1 WHERE conversation_id = $2",
+                    "UPDATE conversations SET deleted_at = GREATEST($1, ended_at), updated_at = GREATEST($1, ended_at) "
+                    "WHERE conversation_id = $2",
                     at,
                     conversation_id,
                 )

@@ -316,9 +316,12 @@ class SQLiteStorage(SQLiteWebhookOutbox):
                     (conversation_id, epoch),
                 )
             else:
+                # Never before the end (ended_at is set by now): an end stamped later than this
+                # delete may have been written first, both stamps taken before the writer ran them.
                 conn.execute(
-                    "UPDATE conversations SET deleted_at = ?, updated_at = ? WHERE conversation_id = ?",
-                    (at, at, conversation_id),
+                    "UPDATE conversations SET deleted_at = MAX(?1, IFNULL(ended_at, ?1)), "
+                    "updated_at = MAX(?1, IFNULL(ended_at, ?1)) WHERE conversation_id = ?2",
+                    (at, conversation_id),
                 )
             return True
 
