@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run only these configurations (repeatable)")
     p.add_argument("--workdir", type=Path, default=None, help="keep every part's files here")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    p.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a postgresql.conf setting for the PostgreSQL parts (repeatable)")
+    p.add_argument("--pg-checkpoint", action="store_true", help="a CHECKPOINT before each PostgreSQL part's ends")
     return p.parse_args(argv)
 
 
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "--connections", str(args.connections), "--workdir", str(workdir / key), "--json", str(out),
             *(a.format(pg=workdir / "postgres") for a in extra),
         ]
+        if "--postgres" in part:
+            part += [f"--pg-setting={s}" for s in args.pg_setting] + ["--pg-checkpoint"] * args.pg_checkpoint
         if ratio_target is not None:
             part += ["--target-ratio", str(ratio_target), "--target-p99-ms", str(p99_target)]
         else:

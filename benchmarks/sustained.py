@@ -101,6 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--postgres", type=Path, default=None, metavar="DIR",
                    help="run Palaver on a durable PostgreSQL cluster in DIR (made on first use, kept and reused "
                         "by later runs), started by this script so that its CPU is counted too")
+    p.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a postgresql.conf setting for the --postgres cluster, over pgcluster's durable ones "
+                        "(repeatable)")
+    p.add_argument("--pg-checkpoint", action="store_true",
+                   help="run a CHECKPOINT on the --postgres cluster just before Palaver's ends: the run then "
+                        "starts in the full-page writes that follow every checkpoint (the worst part of the cycle)")
     p.add_argument("--target-ratio", type=float, default=TARGET_RATIO,
                    help=f"least Palaver / Starlette ends/s that passes (default {TARGET_RATIO})")
     p.add_argument("--target-p99-ms", type=float, default=TARGET_P99_MS,
@@ -124,15 +130,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def start_postgres(folder: Path) -> Any:
+def start_postgres(folder: Path, extra: list[str] | None = None) -> Any:
     """A durable cluster (fsync and synchronous commit on, as a deployment would run it) with a database
     `palaver`; its postmaster is this script's child, so its CPU and its backends' can be counted."""
     from palaver.tools.pgcluster import PostgresCluster
 
-    cluster = PostgresCluster(folder.resolve(), durable=True).start()
+    settings = dict(item.split("=", 1) for item in extra or [])
+    cluster = PostgresCluster(folder.resolve(), durable=True, settings=settings).start()
     if not cluster.psql("SELECT 1 FROM pg_database WHERE datname = 'palaver'").strip():
         cluster.create_database("palaver")
-    log(f"== PostgreSQL in {folder} (port {cluster.port}, durable)")
+    log(f"== PostgreSQL in {folder} (port {cluster.port}, durable; settings {cluster.settings})")
     return cluster
 
 
@@ -271,7 +278,10 @@ def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def where_stored(args: argparse.Namespace) -> str:
     if args.postgres:
-        return f"a durable PostgreSQL cluster in {args.postgres} (started here; its CPU counted as postgres)"
+        settings = f", settings {' '.join(args.pg_setting)}" if args.pg_setting else ""
+        settings += ", CHECKPOINT just before the ends" if args.pg_checkpoint else ""
+        return (f"a durable PostgreSQL cluster in {args.postgres} (started here; its CPU counted as postgres"
+                f"{settings})")
     return "given (--database-url)" if args.database_url else "a new SQLite file"
 
 
@@ -362,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> None:
         nonlocal cluster
         if args.postgres:
-            cluster = start_postgres(args.postgres)
+            cluster = start_postgres(args.postgres, args.pg_setting)
             args.database_url = cluster.url("palaver")
         pal, url, key = start_palaver(args, workdir)
         servers.append(pal)
@@ -387,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
                                                workdir / "fake-ids", half, True, problems), label="starlette before")]
         checked["stored_before"] = total_count(client, "active") + total_count(client, "ended")
         ended0 = total_count(client, "ended")
+        if cluster is not None and args.pg_checkpoint:
+            started = time.monotonic()
+            cluster.psql("CHECKPOINT", "palaver")
+            log(f"== CHECKPOINT before the ends ({time.monotonic() - started:.1f} s)")
         log(f"== Palaver: {args.duration} s of ends")
         runs["palaver"] = [dict(end_load(args, workdir, "palaver", pal, key, workdir / "ids", args.duration, False,
                                          problems, cluster.process.pid if cluster else None), label="palaver")]

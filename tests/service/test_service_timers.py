@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from backends import Backend
+from backends import Backend, SQLiteBackend
 
-from palaver.domain.clock import ManualClock
+from palaver.domain.clock import ManualClock, iso_timestamp
 from palaver.domain.conversation import EndOutcome
 from palaver.domain.errors import ConcurrencyLimitReached
 from palaver.domain.timers import TimerSettings
@@ -174,3 +175,49 @@ def test_presence_on_an_ended_conversation_is_refused(world: World) -> None:
     cid = world.create()
     world.run(world.service.end(world.account, cid))
     assert world.run(world.service.participant_joined(cid)) is False
+
+
+def test_deadlines_of_conversations_ended_otherwise_never_fire_and_are_cleared(world: World, backend: Backend) -> None:
+    ended = [world.create(max_call_duration=30 + i) for i in range(4)]
+    for cid in ended:
+        world.run(world.service.end(world.account, cid))
+    later = world.create(max_call_duration=40)  # due after all of them
+    world.clock.advance(41)
+    # More passed deadlines of ended conversations than one call looks at: one tick still gets past them.
+    timers = TimerService(world.storage, world.clock, batch=2)
+    assert world.run(timers.fire_due()) == [(later, world.account, "max_call_duration reached")]
+    for cid in [*ended, later]:
+        row = backend.raw_conversation(cid)
+        assert row is not None and row["deadline"] is None
+    assert all(shutdowns(world.view(cid)) == ["end_conversation_endpoint_hit"] for cid in ended)
+    assert world.run(timers.fire_due()) == []
+
+
+def test_sqlite_looks_at_a_bounded_window_of_due_deadlines_per_call(tmp_path: Path) -> None:
+    """SQLite leaves an ended conversation's deadline for the timer to clear (PostgreSQL clears
+    it in the end itself). After a long downtime a million may be due at once: each call clears
+    at most `limit` of them, oldest first, in a transaction of its own, and says whether to go on."""
+    backend = SQLiteBackend(tmp_path / "s.db")
+    world = World(backend.url)
+    try:
+        ended = [world.create(max_call_duration=30 + i) for i in range(5)]
+        for cid in ended:
+            world.run(world.service.end(world.account, cid))
+        active = world.create(max_call_duration=60)
+        world.clock.advance(3600)
+        now = world.clock.now()
+
+        def deadlines_left() -> int:
+            return sum((backend.raw_conversation(cid) or {})["deadline"] is not None for cid in [*ended, active])
+
+        calls = []
+        while True:
+            done = world.run(world.storage.fire_due(now, iso_timestamp(now), 2))
+            calls.append((len(done.fired), done.more, deadlines_left()))
+            if not done.more:
+                break
+        assert calls == [(0, True, 4), (0, True, 2), (1, True, 0), (0, False, 0)]
+        assert (backend.raw_conversation(ended[0]) or {})["deadline"] is None
+        assert world.view(active)["reason"] == "max_call_duration reached"
+    finally:
+        world.close()

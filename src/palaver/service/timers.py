@@ -29,9 +29,9 @@ class TimerService:
         fired: list[tuple[str, str, str]] = []
         while True:
             now = self._clock.now()
-            batch = await self._storage.fire_due(now, iso_timestamp(now), self._batch)
-            fired.extend(batch)
-            if len(batch) < self._batch:
+            done = await self._storage.fire_due(now, iso_timestamp(now), self._batch)
+            fired.extend(done.fired)
+            if not done.more:
                 return fired
 
     async def run(self) -> None:

@@ -221,9 +221,10 @@ class Storage(Protocol):
         write, so joins racing through several processes cannot overshoot."""
         ...
 
-    async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:
-        """End every active conversation whose deadline is at or before `now`, with that
-        deadline's reason, as one conditional write; return (conversation_id, account_id, reason).
+    async def fire_due(self, now: float, at: str, limit: int = 500) -> FiredTimers:
+        """End active conversations whose deadline is at or before `now`, with that deadline's
+        reason, as one conditional write: at most `limit` due deadlines per call, so that one
+        transaction stays small however many are due; `more` says whether to call again.
 
         The condition is checked in the write itself, so a join that moved the
         deadline, or an end that got there first, wins over a stale timer.
@@ -383,6 +384,15 @@ class EndRequest:
     reason: str
     at: str
     at_epoch: float
+
+
+@dataclass(frozen=True, slots=True)
+class FiredTimers:
+    """What one `fire_due` call did: the conversations it ended, as (conversation_id,
+    account_id, shutdown_reason), and whether due deadlines may remain beyond its bound."""
+
+    fired: list[tuple[str, str, str]]
+    more: bool
 
 
 def backend_of(database_url: str) -> str:

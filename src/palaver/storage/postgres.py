@@ -29,7 +29,14 @@ from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, History,
 from palaver.domain.errors import RoomFull
 from palaver.domain.signing import new_secret
 from palaver.domain.timers import Presence, TimerSettings, next_deadline
-from palaver.storage.base import AccountRecord, ApiKeyRecord, ConversationRecord, EndRequest, OutboxChange
+from palaver.storage.base import (
+    AccountRecord,
+    ApiKeyRecord,
+    ConversationRecord,
+    EndRequest,
+    FiredTimers,
+    OutboxChange,
+)
 from palaver.storage.migrations import apply_postgres_migrations
 from palaver.storage.postgres_batches import Batcher
 from palaver.storage.postgres_creates import insert_many
@@ -240,7 +247,7 @@ class PostgresStorage:
             )
             return True
 
-    async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:
+    async def fire_due(self, now: float, at: str, limit: int = 500) -> FiredTimers:
         rows = await self._fetch(
             "WITH due AS ("
             f"  SELECT conversation_id FROM conversations WHERE status = '{ENDS_FROM}' AND deadline <= $1 "
@@ -258,7 +265,7 @@ class PostgresStorage:
             limit,
             at,
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return FiredTimers([(r[0], r[1], r[2]) for r in rows], more=len(rows) == limit)
 
     # webhooks ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ mode they never wait for the writer, and a primary-key read costs microseconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Awaitable
@@ -24,6 +25,7 @@ from palaver.storage.base import (
     ApiKeyRecord,
     ConversationRecord,
     EndRequest,
+    FiredTimers,
 )
 from palaver.storage.migrations import apply_sqlite_migrations
 from palaver.storage.rows import (
@@ -275,25 +277,35 @@ class SQLiteStorage(SQLiteWebhookOutbox):
 
         return await self._writer.submit(op)
 
-    async def fire_due(self, now: float, at: str, limit: int = 500) -> list[tuple[str, str, str]]:
-        def op(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    async def fire_due(self, now: float, at: str, limit: int = 500) -> FiredTimers:
+        def op(conn: sqlite3.Connection) -> FiredTimers:
+            # The first `limit` due deadlines, whatever their conversation's state. Ends do not
+            # clear deadlines (one index page less to write per end, on the hot path), so some
+            # of these belong to conversations that ended another way: they are cleared here,
+            # in the same window, and the next call starts after them. A window that skipped
+            # them instead would read every stale entry again on every tick (after a long
+            # downtime, a million: 3.2 s per tick, measured).
+            due = conn.execute(
+                f"SELECT seq, status = '{ENDS_FROM}' FROM conversations WHERE deadline <= ? ORDER BY deadline LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            if not due:
+                return FiredTimers([], more=False)
+            active = json.dumps([seq for seq, is_active in due if is_active])
             fired = conn.execute(
                 f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = deadline_reason, "
                 "updated_at = ?, ended_at = ? "
-                "WHERE seq IN (SELECT seq FROM conversations "
-                f"             WHERE status = '{ENDS_FROM}' AND deadline <= ? ORDER BY deadline LIMIT ?) "
-                f"AND status = '{ENDS_FROM}' AND deadline <= ? "
+                f"WHERE seq IN (SELECT value FROM json_each(?)) AND status = '{ENDS_FROM}' AND deadline <= ? "
                 f"RETURNING {ENDED_FACTS}, shutdown_reason",
-                (at, at, now, limit, now),
+                (at, at, active, now),
             ).fetchall()
             free_slots(conn, [r[1] for r in fired])
             enqueue_end_webhooks(conn, fired, now)
-            # Deadlines left behind by conversations that ended another way: cleared here,
-            # once due, rather than by every end on the hot path.
             conn.execute(
-                f"UPDATE conversations SET deadline = NULL WHERE deadline <= ? AND status != '{ENDS_FROM}'", (now,)
+                "UPDATE conversations SET deadline = NULL WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps([seq for seq, _ in due]),),
             )
-            return [(r[0], r[1], r[3]) for r in fired]
+            return FiredTimers([(r[0], r[1], r[3]) for r in fired], more=len(due) == limit)
 
         return await self._writer.submit(op)
 
