@@ -86,6 +86,11 @@ def fill(args: argparse.Namespace, db: Path, workdir: Path) -> tuple[str, list[s
         con.executemany("INSERT INTO new_ids VALUES (?)", ((i,) for i in ids))
         con.execute(f"INSERT INTO conversations (conversation_id, {listed}) SELECT n.id, {listed} "
                     "FROM new_ids n, (SELECT * FROM conversations LIMIT 1) ORDER BY n.rowid")
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'conversation_texts'").fetchone():
+            # Since migration 0010 the prompt and request live there: each copy gets the template's.
+            con.execute("INSERT INTO conversation_texts (conversation_seq, system_prompt, request) "
+                        "SELECT c.seq, t.system_prompt, t.request FROM conversations c, "
+                        "(SELECT * FROM conversation_texts LIMIT 1) t WHERE c.seq <> t.conversation_seq")
         con.execute("UPDATE accounts SET active_conversations = active_conversations + ?", (len(ids),))
         con.execute("COMMIT")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -71,9 +71,13 @@ class SQLiteBackend(Backend):
         conn.row_factory = sqlite3.Row
         try:
             row = conn.execute("SELECT * FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone()
+            # The create's prompt and request live in conversation_texts (migration 0010) when there.
+            texts = row and conn.execute(
+                "SELECT system_prompt, request FROM conversation_texts WHERE conversation_seq = ?", (row["seq"],)
+            ).fetchone()
         finally:
             conn.close()
-        return dict(row) if row else None
+        return {**dict(row), **(dict(texts) if texts else {})} if row else None
 
     def forget_webhook_secret(self, account_id: str) -> None:
         conn = sqlite3.connect(self.path)

@@ -52,6 +52,14 @@ from palaver.storage.sqlite_writer import (
 _INSERT_CONVERSATION = (
     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)})"
 )
+# The create's large text lives in conversation_texts (migration 0010), out of the row every end
+# rewrites; the row keeps '' and '{}' there. Rows made before 0010 keep theirs, hence COALESCE.
+_COLUMN_NAMES = [column.strip() for column in CONVERSATION_COLUMNS.split(",")]
+_PROMPT, _REQUEST = _COLUMN_NAMES.index("system_prompt"), _COLUMN_NAMES.index("request")
+_READ_COLUMNS = ", ".join(
+    f"COALESCE(t.{name}, c.{name})" if name in ("system_prompt", "request") else f"c.{name}" for name in _COLUMN_NAMES
+)
+_READ_FROM = "conversations c LEFT JOIN conversation_texts t ON t.conversation_seq = c.seq"
 
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
@@ -179,7 +187,15 @@ class SQLiteStorage(SQLiteWebhookOutbox):
                     "UPDATE accounts SET active_conversations = active_conversations + 1 WHERE account_id = ?",
                     (c.account_id,),
                 )
-            conn.execute(_INSERT_CONVERSATION, conversation_row(c))
+            row = list(conversation_row(c))
+            texts = (row[_PROMPT], row[_REQUEST])
+            row[_PROMPT], row[_REQUEST] = "", "{}"
+            conn.execute(_INSERT_CONVERSATION, row)
+            conn.execute(
+                "INSERT INTO conversation_texts (conversation_seq, system_prompt, request) "
+                "VALUES (last_insert_rowid(), ?, ?)",
+                texts,
+            )
             if c.callback_url and not c.test_mode:
                 conn.execute(
                     "INSERT INTO webhook_outbox (conversation_id, change, at_epoch) VALUES (?, 'created', ?)",
@@ -190,15 +206,15 @@ class SQLiteStorage(SQLiteWebhookOutbox):
 
     async def get_conversation(self, account_id: str, conversation_id: str) -> ConversationRecord | None:
         row = self._read.execute(
-            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "
-            "WHERE conversation_id = ? AND account_id = ? AND deleted_at IS NULL",
+            f"SELECT {_READ_COLUMNS} FROM {_READ_FROM} "
+            "WHERE c.conversation_id = ? AND c.account_id = ? AND c.deleted_at IS NULL",
             (conversation_id, account_id),
         ).fetchone()
         return conversation_from_row(row) if row else None
 
     async def find_conversation(self, conversation_id: str) -> ConversationRecord | None:
         row = self._read.execute(
-            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ? AND deleted_at IS NULL",
+            f"SELECT {_READ_COLUMNS} FROM {_READ_FROM} WHERE c.conversation_id = ? AND c.deleted_at IS NULL",
             (conversation_id,),
         ).fetchone()
         return conversation_from_row(row) if row else None
@@ -229,8 +245,7 @@ class SQLiteStorage(SQLiteWebhookOutbox):
                 total = cur.execute(f"SELECT COUNT(*) FROM conversations WHERE {where}", args).fetchone()[0]
             rows = (
                 cur.execute(
-                    f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
-                    "ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    f"SELECT {_READ_COLUMNS} FROM {_READ_FROM} WHERE {where} ORDER BY c.seq DESC LIMIT ? OFFSET ?",
                     [*args, limit, offset],
                 ).fetchall()
                 if limit
@@ -321,6 +336,11 @@ class SQLiteStorage(SQLiteWebhookOutbox):
             if hard:
                 # Purged means purged: the delivery worker drops the conversation's
                 # webhooks and their attempts when it reaches this outbox row.
+                conn.execute(
+                    "DELETE FROM conversation_texts WHERE conversation_seq = "
+                    "(SELECT seq FROM conversations WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
                 conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
                 purge_room(conn, conversation_id)  # its transcript and room host too
                 conn.execute(

@@ -46,9 +46,10 @@ class SQLiteWebhookOutbox:
     ) -> list[OutboxChange]:
         rows = self._read.execute(
             "SELECT o.seq, o.conversation_id, o.change, o.detail, o.at_epoch, c.account_id, c.test_mode, "
-            "c.replica_id, c.callback_url, c.system_prompt, c.created_at, c.ended_at, c.shutdown_reason, "
-            f"{TRANSCRIPT_OF_ENDED if transcripts else 'NULL'} "
+            "c.replica_id, c.callback_url, COALESCE(ct.system_prompt, c.system_prompt), c.created_at, c.ended_at, "
+            f"c.shutdown_reason, {TRANSCRIPT_OF_ENDED if transcripts else 'NULL'} "
             "FROM webhook_outbox o LEFT JOIN conversations c ON c.conversation_id = o.conversation_id "
+            "LEFT JOIN conversation_texts ct ON ct.conversation_seq = c.seq "
             "WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?",
             (after_seq, _MAX_SEQ if through_seq is None else through_seq, limit),
         ).fetchall()
