@@ -123,6 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.duration % (2 * args.window):
         p.error("--duration must be a multiple of twice --window (the baseline runs half before, half after)")
+    if any("=" not in item for item in args.pg_setting):
+        p.error("--pg-setting takes NAME=VALUE")
     if args.postgres and args.database_url:
         p.error("--postgres starts its own database: give it or --database-url, not both")
     if args.conversations < args.connections:
