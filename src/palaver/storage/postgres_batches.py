@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from palaver.storage.postgres_pool import LazyPool
+from palaver.storage.running_loop import RunningLoop
 
 R = TypeVar("R")  # a request
 T = TypeVar("T")  # what a request gets back
@@ -41,10 +42,11 @@ class Batcher(Generic[R, T]):
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running_loop = RunningLoop()
 
     def submit(self, request: R) -> asyncio.Future[T]:
         """The request's outcome, as a future (not a coroutine: one frame less on hot paths)."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._waiting.append((request, future))
         self._schedule(loop)
@@ -58,7 +60,7 @@ class Batcher(Generic[R, T]):
 
     def _launch(self) -> None:
         self._scheduled = False
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while self._waiting and self._in_flight < self._max_in_flight:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             self._in_flight += 1
@@ -85,7 +87,7 @@ class Batcher(Generic[R, T]):
         finally:
             self._in_flight -= 1
             if self._waiting:
-                self._schedule(asyncio.get_running_loop())
+                self._schedule(self._running_loop())
 
     async def _outcomes(
         self, conn: asyncpg.Connection, batch: list[tuple[R, asyncio.Future[T]]]

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
 from palaver.storage.base import EndRequest
+from palaver.storage.running_loop import RunningLoop
 from palaver.storage.sqlite_connection import BUSY_TIMEOUT_S
 
 T = TypeVar("T")
@@ -81,6 +82,7 @@ class GroupCommitter:
         self._scheduled = False
         self._deferrals = 0
         self._locked_since: float | None = None
+        self._running_loop = RunningLoop()
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled:
@@ -88,7 +90,7 @@ class GroupCommitter:
             loop.call_soon(self._flush)
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         op = _Op(fn, loop.create_future())
         self._pending.append(op)
         self._schedule(loop)
@@ -100,7 +102,7 @@ class GroupCommitter:
         Returns the future itself rather than a coroutine: one frame less to
         create and resume on every end.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         request.future = future = loop.create_future()
         self._pending_ends.append(request)
         self._schedule(loop)
@@ -117,7 +119,7 @@ class GroupCommitter:
     def _flush(self) -> None:
         if self._deferrals < FLUSH_DEFERRALS:
             self._deferrals += 1
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._running_loop().call_soon(self._flush)
             return
         self._deferrals = 0
         self._scheduled = False
@@ -130,7 +132,7 @@ class GroupCommitter:
                 self._pending[:0], self._pending_ends[:0] = ops, ends
                 self._scheduled = True
                 self._deferrals = FLUSH_DEFERRALS
-                asyncio.get_running_loop().call_later(BUSY_RETRY_S, self._flush)
+                self._running_loop().call_later(BUSY_RETRY_S, self._flush)
                 return
 
     def _begin(self) -> bool:
