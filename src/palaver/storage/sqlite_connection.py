@@ -9,6 +9,7 @@ Also here: the one-off backfill `SQLiteStorage.migrate` runs on its connection.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -103,10 +104,24 @@ class Checkpointer:
     WAL passes `restart_frames`, a RESTART checkpoint makes the next commit
     reuse the file from the start; it holds the writer back only for the little
     the PASSIVE pass left to copy.
+
+    A RESTART holds the write lock while it syncs, and measured under the
+    sustained end load it held it 5-20 ms (docs/performance.md), stalling a
+    whole batch of ends: PASSIVE passes under continuous writes never sync the
+    database file (SQLite syncs it only when a pass copies the whole WAL), so
+    the RESTART's sync flushed every page they had written, and SQLite's busy
+    handler slept 1, 2, 5 ms waiting for readers with the write lock held. So
+    the files are synced here first, with no lock held, and the RESTART is
+    tried without a busy handler, a moment apart, until it finds no reader.
     """
+
+    RESTART_TRIES = 20
+    RESTART_RETRY_S = 0.0005
 
     def __init__(self, path: str, synchronous: str, interval: float = 0.5, restart_frames: int = 4096) -> None:
         self._conn = connect(path, synchronous)
+        self._conn.execute("PRAGMA busy_timeout = 0")  # its waits are its own (_restart)
+        self._path = path
         self._interval = interval
         self._restart_frames = restart_frames
         self._stop = threading.Event()
@@ -123,14 +138,37 @@ class Checkpointer:
                         fresh, wal_frames = latest - wal_frames, latest
                         if fresh <= 64:
                             break
-                    self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    self._restart()
             except sqlite3.Error:
                 log.warning("WAL checkpoint failed; will retry", exc_info=True)
+
+    def _restart(self) -> None:
+        """Sync both files with no lock held, then RESTART as soon as no reader is in the way."""
+        for name in (self._path, self._path + "-wal"):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except OSError:
+                continue  # no WAL file (yet): nothing of it to sync
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        for _ in range(self.RESTART_TRIES):
+            try:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+                busy = 1
+            if not busy:
+                return
+            time.sleep(self.RESTART_RETRY_S)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
         try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             log.warning("final WAL checkpoint failed", exc_info=True)
