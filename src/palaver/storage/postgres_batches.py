@@ -27,8 +27,11 @@ T = TypeVar("T")  # what a request gets back
 
 MAX_BATCH = 1000
 # Batches running at once per process. More than the cores PostgreSQL has brings no
-# throughput, only more lock waits; fewer serialises round trips (docs/performance.md).
-DEFAULT_IN_FLIGHT = 4
+# throughput, only more lock waits and smaller batches; fewer serialises round trips.
+# Measured with the sustained end load on two cores shared with PostgreSQL (two
+# alternating pairs of runs, docs/performance.md): 2 against 4 gave 7,049 and 6,654
+# ends/s against 5,771 and 6,142, and 77-83 against 94-101 us of PostgreSQL's CPU per end.
+DEFAULT_IN_FLIGHT = 2
 
 Work = Callable[[asyncpg.Connection, list[R]], Awaitable[list["T | BaseException"]]]
 
