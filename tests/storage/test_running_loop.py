@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from palaver.storage.running_loop import RunningLoop
 
 
@@ -48,9 +50,5 @@ def test_a_loop_running_in_another_thread_is_not_handed_out() -> None:
 
 
 def test_outside_a_loop_it_raises_like_asyncio() -> None:
-    running = RunningLoop()
-    try:
-        running()
-    except RuntimeError:
-        return
-    raise AssertionError("no running loop, yet a loop was handed out")
+    with pytest.raises(RuntimeError):
+        RunningLoop()()
