@@ -13,6 +13,7 @@ is left serving alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -36,10 +37,13 @@ def uvicorn_server(app: Any, sock: socket.socket) -> tuple[Any, Callable[[], Non
     """A uvicorn server for `app` on `sock`, and the call that runs it."""
     import uvicorn
 
+    from palaver.api.end_protocol import EndProtocol
+
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol, answering plain end requests itself (api/end_protocol.py).
+        http=functools.partial(EndProtocol, services=app.state),
         access_log=False,
         lifespan="on",
         log_level="warning",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import time
 from datetime import datetime
 
@@ -266,3 +268,72 @@ def test_delete_test_mode_conversation(client):
     r = client.delete(f"/v2/conversations/{cid}")
     assert r.status_code == 204 and r.content == b""
     assert client.get(f"/v2/conversations/{cid}").json() == INVALID_ID
+
+
+def _read_answers(sock: socket.socket, count: int, timeout: float = 10.0) -> list[tuple[bytes, bytes, bytes]]:
+    """`count` HTTP/1.1 answers from a raw socket: (status line, header block, body)."""
+    sock.settimeout(timeout)
+    buffer, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(answers)} answers"
+            buffer += chunk
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        status, _, headers = head.partition(b"\r\n")
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", headers).group(1))
+        while len(buffer) < length:
+            buffer += sock.recv(65536)
+        answers.append((status, headers, buffer[:length]))
+        buffer = buffer[length:]
+    return answers
+
+
+def test_pipelined_ends_on_one_connection_are_answered_in_order(server, client, api_key):
+    """Ends (and others) sent back to back on one keep-alive connection, as a client may pipeline
+    them: answered in order, each end once, and the same bytes as one at a time."""
+    ids = [create(client)["conversation_id"] for _ in range(4)]
+    client.post(f"/v2/conversations/{ids[0]}/end")  # the key is in the server's cache from here on
+    host, port = server.base_url.removeprefix("http://").split(":")
+    requests_ = [
+        f"POST /v2/conversations/{ids[1]}/end HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n\r\n",
+        f"POST /v2/conversations/{ids[1]}/end HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n\r\n",
+        f"POST /v2/conversations/c00000000000dead/end HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n\r\n",
+        f"POST /v2/conversations/{ids[2]}/end HTTP/1.1\r\nhost: x\r\nx-api-key: wrong\r\n\r\n",
+        f"GET /v2/conversations/{ids[1]} HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n\r\n",
+        f"POST /v2/conversations/{ids[3]}/end HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n"
+        "content-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    ]
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall("".join(requests_).encode())
+        answers = _read_answers(sock, len(requests_))
+    assert [a[0] for a in answers] == [
+        b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 401 Unauthorized",
+        b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+    ]
+    assert answers[2][2] == b'{"error":"Invalid conversation_id"}'
+    assert answers[3][2] == b'{"message":"Invalid access token"}'
+    assert json.loads(answers[4][2])["status"] == "ended"
+    for status, headers, body in (answers[0], answers[5]):
+        names = [line.split(b":", 1)[0] for line in headers.split(b"\r\n")]
+        assert names == [b"date", b"server", b"content-length"] and body == b""
+    for cid in ids[1:2] + ids[3:]:
+        events = [e["event_type"] for e in events_after_end(client, cid)]
+        assert events.count("system.shutdown") == 1, events
+    assert client.get(f"/v2/conversations/{ids[2]}").json()["status"] == "active"
+
+
+def test_an_end_with_connection_close_is_answered_then_closed(server, client, api_key):
+    cid = create(client)["conversation_id"]
+    client.post(f"/v2/conversations/{cid}/end")
+    cid = create(client)["conversation_id"]
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /v2/conversations/{cid}/end HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key}\r\n"
+            "connection: close\r\n\r\n".encode()
+        )
+        (status, headers, body), = _read_answers(sock, 1)
+        assert status == b"HTTP/1.1 200 OK" and b"\r\nconnection: close" in b"\r\n" + headers
+        assert sock.recv(1) == b""  # closed by the server
+    assert client.get(f"/v2/conversations/{cid}").json()["status"] == "ended"

@@ -7,6 +7,10 @@ three quarters of that budget (a trivial FastAPI route: ~8k req/s; a bare ASGI
 app: ~34k req/s), so this one route skips them. It keeps the same contract and
 goes through the same service call; every other request passes through to
 FastAPI untouched. The route is described in `/openapi.json` by `openapi.py`.
+
+Under `palaver serve` most ends do not get here: the HTTP protocol answers a
+plain end itself (api/end_protocol.py) and hands this app the rest (a key not
+yet cached, unusual request shapes, other methods).
 """
 
 from __future__ import annotations

@@ -16,6 +16,13 @@ from palaver.domain.keys import key_matches, lookup_of
 from palaver.storage.base import ApiKeyRecord, Storage
 
 MAX_CACHED = 10_000
+
+
+class _NotCached:
+    """The answer of `account_if_cached` when only storage can tell."""
+
+
+NOT_CACHED = _NotCached()
 MAX_KEY_LENGTH = 256
 
 
@@ -32,22 +39,36 @@ class Authenticator:
 
     async def account_for(self, key: str | None) -> str | None:
         """The account id the key belongs to, or None for a missing, unknown or revoked key."""
+        account = self.account_if_cached(key)
+        if account is not NOT_CACHED:
+            return account
+        assert key is not None  # a missing key is answered from no cache
+        lookup = lookup_of(key)
+        records = await self._storage.find_keys(lookup)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[lookup] = (self._clock.now() + self._ttl, records)
+        self._verified.pop(lookup, None)
+        return self._match(key, lookup, records)
+
+    def account_if_cached(self, key: str | None) -> str | None | _NotCached:
+        """`account_for` without waiting: NOT_CACHED when storage must be asked first.
+
+        The end endpoint's protocol path (api/end_protocol.py) answers from here and
+        hands the request to the ASGI app only on NOT_CACHED.
+        """
         if not key or len(key) > MAX_KEY_LENGTH:
             return None
         lookup = lookup_of(key)
-        now = self._clock.now()
         cached = self._cache.get(lookup)
-        if cached is None or cached[0] <= now:
-            records = await self._storage.find_keys(lookup)
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[lookup] = (now + self._ttl, records)
-            self._verified.pop(lookup, None)
-        else:
-            records = cached[1]
-            verified = self._verified.get(lookup)
-            if verified is not None and hmac.compare_digest(key.encode(), verified[0].encode()):
-                return verified[1]
+        if cached is None or cached[0] <= self._clock.now():
+            return NOT_CACHED
+        verified = self._verified.get(lookup)
+        if verified is not None and hmac.compare_digest(key.encode(), verified[0].encode()):
+            return verified[1]
+        return self._match(key, lookup, cached[1])
+
+    def _match(self, key: str, lookup: str, records: list[ApiKeyRecord]) -> str | None:
         account = None
         for record in records:  # compare every candidate, so timing does not depend on which matched
             if key_matches(key, record.key_hash):

@@ -7,7 +7,7 @@ the events it records commit together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -195,10 +195,23 @@ class ConversationService:
         self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
     ) -> EndOutcome:
         """End once; a second end is a quiet success. Unknown or foreign ids raise InvalidId."""
+        outcome = await self.start_end(account_id, conversation_id, reason)
+        return self.finish_end(conversation_id, outcome)
+
+    def start_end(
+        self, account_id: str, conversation_id: str, reason: ShutdownReason = ShutdownReason.END_ENDPOINT
+    ) -> Awaitable[EndOutcome]:
+        """The first half of `end`, for callers that wait without a coroutine (api/end_protocol.py).
+
+        Raises InvalidId for a malformed id; the storage's outcome goes to `finish_end`.
+        """
         now = self._clock.now()
-        outcome = await self._storage.end_conversation(
+        return self._storage.end_conversation(
             account_id, self._visible_id(conversation_id), reason, iso_timestamp(now), now
         )
+
+    def finish_end(self, conversation_id: str, outcome: EndOutcome) -> EndOutcome:
+        """The second half of `end`: an unknown or foreign id is InvalidId; a real end tells the rooms."""
         if outcome is EndOutcome.NOT_FOUND:
             raise InvalidId("conversation_id")
         if outcome is EndOutcome.ENDED and self.on_ended is not None:
