@@ -195,6 +195,11 @@ ANSWERED_BY_THE_PROTOCOL = {
         end("c0000000000000001", "content-type: application/json", "content-length: 2", body=b"{}"),
         b"HTTP/1.1 200 OK\r\n",
     ),
+    "two keys, the first one good": (end("c0000000000000001", "x-api-key: not-a-key"), b"HTTP/1.1 200 OK\r\n"),
+    "two keys, the first one wrong": (
+        request("/v2/conversations/c0000000000000001/end", "x-api-key: not-a-key", f"x-api-key: {KEY}"),
+        b"HTTP/1.1 401 Unauthorized\r\n",
+    ),
     "a query string": (
         request("/v2/conversations/c0000000000000001/end?verbose=true", f"x-api-key: {KEY}"),
         b"HTTP/1.1 200 OK\r\n",

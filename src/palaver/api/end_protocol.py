@@ -138,7 +138,8 @@ class EndProtocol(HttpToolsProtocol):
         key = None
         for name, value in self.headers:
             if name == b"x-api-key":
-                key = value
+                if key is None:  # the first, as the ASGI path reads it
+                    key = value
             elif name == b"content-length":
                 if not value.isdigit() or int(value) > MAX_BODY_BYTES:
                     return None
