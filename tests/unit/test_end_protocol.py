@@ -117,7 +117,7 @@ class Transport(asyncio.Transport):
 class Stack:
     """One protocol on one fake connection, with the ASGI app it falls back to."""
 
-    def __init__(self, protocol_class: type[HttpToolsProtocol], services: Services) -> None:
+    def __init__(self, protocol_class: type[HttpToolsProtocol], services: Services, keep_alive: float = 5.0) -> None:
         self.app_calls: list[str] = []
 
         async def framework(scope: dict[str, Any], receive: Any, send: Any) -> None:  # stands in for FastAPI
@@ -132,7 +132,9 @@ class Stack:
             self.app_calls.append(scope["path"])
             await fast_path(scope, receive, send)
 
-        config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="warning", proxy_headers=False)
+        config = uvicorn.Config(
+            app, http="httptools", lifespan="off", log_level="warning", proxy_headers=False, timeout_keep_alive=keep_alive
+        )
         config.load()
         state = ServerState()
         state.default_headers = [DATE, (b"server", b"uvicorn")]
@@ -329,3 +331,52 @@ def test_a_server_shutting_down_answers_the_end_waiting_and_closes(loop: asyncio
     assert ours.transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nconnection: close\r\n" in ours.transport.written
     assert ours.transport.closed
+
+
+KEEP_ALIVE = 0.2  # seconds
+
+
+@pytest.mark.parametrize("protocol_class", [HttpToolsProtocol, EndProtocol])
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
+    loop: asyncio.AbstractEventLoop, protocol_class: type[HttpToolsProtocol]
+) -> None:
+    """uvicorn's behaviour, which EndProtocol keeps with one timer per connection instead of one per answer."""
+    storage = FakeStorage()
+    storage.conversations = {f"c000000000000000{n}": ("acct-a", "active") for n in range(8)}
+    services = Services(storage)
+    loop.run_until_complete(services.authenticator.account_for(KEY))
+    stack = Stack(protocol_class, services, keep_alive=KEEP_ALIVE)
+    started = loop.time()
+    for n in range(8):  # busy for about twice the timeout: never idle for as long as the timeout
+        if n:
+            loop.run_until_complete(asyncio.sleep(KEEP_ALIVE / 4))
+        assert not stack.transport.closed
+        assert loop.run_until_complete(stack.exchange(end(f"c000000000000000{n}"))).startswith(b"HTTP/1.1 200 OK")
+    idle_from = loop.time()
+    assert idle_from - started > KEEP_ALIVE * 1.5
+    while not stack.transport.closed and loop.time() - idle_from < KEEP_ALIVE * 5:
+        loop.run_until_complete(asyncio.sleep(0.01))
+    assert stack.transport.closed
+    assert KEEP_ALIVE * 0.9 <= loop.time() - idle_from <= KEEP_ALIVE * 2
+
+
+@pytest.mark.parametrize("protocol_class", [HttpToolsProtocol, EndProtocol])
+def test_a_connection_waiting_for_its_answer_is_not_closed_as_idle(
+    loop: asyncio.AbstractEventLoop, protocol_class: type[HttpToolsProtocol]
+) -> None:
+    storage = FakeStorage()
+    storage.conversations = {f"c000000000000000{n}": ("acct-a", "active") for n in range(2)}
+    services = Services(storage)
+    loop.run_until_complete(services.authenticator.account_for(KEY))
+    stack = Stack(protocol_class, services, keep_alive=KEEP_ALIVE)
+    loop.run_until_complete(stack.exchange(end("c0000000000000000")))
+    loop.run_until_complete(asyncio.sleep(KEEP_ALIVE / 2))
+    storage.hold = True
+    loop.run_until_complete(stack.exchange(end("c0000000000000001")))
+    loop.run_until_complete(asyncio.sleep(KEEP_ALIVE * 2))  # the first answer's timer is long due
+    assert not stack.transport.closed
+    storage.release()
+    loop.run_until_complete(settle())
+    assert stack.transport.written.count(b"HTTP/1.1 200 OK") == 2
+    loop.run_until_complete(asyncio.sleep(KEEP_ALIVE * 2))
+    assert stack.transport.closed
