@@ -252,14 +252,28 @@ HANDED_TO_THE_ASGI_APP = {
 }
 
 
+def connection(
+    loop: asyncio.AbstractEventLoop,
+    protocol_class: type[HttpToolsProtocol],
+    active: list[str],
+    keep_alive: float = 5.0,
+) -> tuple[FakeStorage, Stack]:
+    """A protocol on a fresh connection; `active` are acct-a's active conversations; KEY is cached."""
+    storage = FakeStorage()
+    storage.conversations = {cid: ("acct-a", "active") for cid in active}
+    services = Services(storage)
+    loop.run_until_complete(services.authenticator.account_for(KEY))
+    return storage, Stack(protocol_class, services, keep_alive=keep_alive)
+
+
+def ids(*numbers: int) -> list[str]:
+    return [f"c{n:016x}" for n in numbers]
+
+
 @pytest.mark.parametrize("case", sorted(HANDED_TO_THE_ASGI_APP))
 def test_other_requests_go_through_the_asgi_app(loop: asyncio.AbstractEventLoop, case: str) -> None:
     raw, status_line = HANDED_TO_THE_ASGI_APP[case]
-    storage = FakeStorage()
-    storage.conversations = {"c0000000000000001": ("acct-a", "active")}
-    services = Services(storage)
-    loop.run_until_complete(services.authenticator.account_for(KEY))
-    ours = Stack(EndProtocol, services)
+    _, ours = connection(loop, EndProtocol, ids(1))
     written = loop.run_until_complete(ours.exchange(raw))
     assert written.startswith(status_line), written
     assert len(ours.app_calls) == 1
@@ -280,11 +294,7 @@ def test_pipelined_requests_are_answered_in_order(loop: asyncio.AbstractEventLoo
     raw = end("c0000000000000001") + end("c00000000000000ff") + end("c0000000000000002") + request("/health", method="GET")
     written = {}
     for protocol_class in (HttpToolsProtocol, EndProtocol):
-        storage = FakeStorage()
-        storage.conversations = {f"c000000000000000{n}": ("acct-a", "active") for n in (1, 2)}
-        services = Services(storage)
-        loop.run_until_complete(services.authenticator.account_for(KEY))
-        stack = Stack(protocol_class, services)
+        storage, stack = connection(loop, protocol_class, ids(1, 2))
         storage.hold = True
         assert loop.run_until_complete(stack.exchange(raw)) == b""  # the first end waits for its commit
         storage.hold = False
@@ -303,11 +313,7 @@ def test_pipelined_requests_are_answered_in_order(loop: asyncio.AbstractEventLoo
 
 def end_held_at_commit(loop: asyncio.AbstractEventLoop) -> tuple[FakeStorage, Stack]:
     """An end sent through EndProtocol whose commit has not happened yet (`storage.release()` does it)."""
-    storage = FakeStorage()
-    storage.conversations = {"c0000000000000001": ("acct-a", "active")}
-    services = Services(storage)
-    loop.run_until_complete(services.authenticator.account_for(KEY))
-    ours = Stack(EndProtocol, services)
+    storage, ours = connection(loop, EndProtocol, ids(1))
     storage.hold = True
     assert loop.run_until_complete(ours.exchange(end("c0000000000000001"))) == b""
     return storage, ours
@@ -341,11 +347,7 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
     loop: asyncio.AbstractEventLoop, protocol_class: type[HttpToolsProtocol]
 ) -> None:
     """uvicorn's behaviour, which EndProtocol keeps with one timer per connection instead of one per answer."""
-    storage = FakeStorage()
-    storage.conversations = {f"c000000000000000{n}": ("acct-a", "active") for n in range(8)}
-    services = Services(storage)
-    loop.run_until_complete(services.authenticator.account_for(KEY))
-    stack = Stack(protocol_class, services, keep_alive=KEEP_ALIVE)
+    _, stack = connection(loop, protocol_class, ids(*range(8)), keep_alive=KEEP_ALIVE)
     started = loop.time()
     for n in range(8):  # busy for about twice the timeout: never idle for as long as the timeout
         if n:
@@ -357,18 +359,15 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
     while not stack.transport.closed and loop.time() - idle_from < KEEP_ALIVE * 5:
         loop.run_until_complete(asyncio.sleep(0.01))
     assert stack.transport.closed
-    assert KEEP_ALIVE * 0.9 <= loop.time() - idle_from <= KEEP_ALIVE * 2
+    # Not before the timeout (the point); the upper bound leaves room for a loaded machine.
+    assert KEEP_ALIVE * 0.9 <= loop.time() - idle_from <= KEEP_ALIVE * 4
 
 
 @pytest.mark.parametrize("protocol_class", [HttpToolsProtocol, EndProtocol])
 def test_a_connection_waiting_for_its_answer_is_not_closed_as_idle(
     loop: asyncio.AbstractEventLoop, protocol_class: type[HttpToolsProtocol]
 ) -> None:
-    storage = FakeStorage()
-    storage.conversations = {f"c000000000000000{n}": ("acct-a", "active") for n in range(2)}
-    services = Services(storage)
-    loop.run_until_complete(services.authenticator.account_for(KEY))
-    stack = Stack(protocol_class, services, keep_alive=KEEP_ALIVE)
+    storage, stack = connection(loop, protocol_class, ids(0, 1), keep_alive=KEEP_ALIVE)
     loop.run_until_complete(stack.exchange(end("c0000000000000000")))
     loop.run_until_complete(asyncio.sleep(KEEP_ALIVE / 2))
     storage.hold = True

@@ -33,7 +33,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from palaver.api.fastpath import PREFIX, ROUTE, SUFFIX
+from palaver.api.fastpath import INTERNAL_ERROR, PREFIX, ROUTE, SUFFIX
 from palaver.api.middleware import MAX_BODY_BYTES, UNAUTHORIZED
 from palaver.domain.conversation import EndOutcome
 from palaver.domain.errors import InvalidId
@@ -45,7 +45,6 @@ log = logging.getLogger("palaver.api")
 
 _PREFIX = PREFIX.encode()
 _SUFFIX = SUFFIX.encode()
-_INTERNAL = json.dumps({"error": "Internal server error"}, separators=(",", ":")).encode()
 _INVALID_ID = json.dumps({"error": InvalidId("conversation_id").message}, separators=(",", ":")).encode()
 
 
@@ -218,7 +217,7 @@ class EndProtocol(HttpToolsProtocol):
             self._answer(exchange, 400, _INVALID_ID)
         else:
             log.error("end of %s failed", exchange.conversation_id, exc_info=exc)
-            self._answer(exchange, 500, _INTERNAL)
+            self._answer(exchange, 500, INTERNAL_ERROR)
 
     def _answer(self, exchange: EndExchange, status: int, body: bytes) -> None:
         """The bytes uvicorn would write for the ASGI path's answer, in one write."""

@@ -40,7 +40,7 @@ log = logging.getLogger("palaver.api")
 PREFIX = "/v2/conversations/"
 SUFFIX = "/end"
 METHOD_NOT_ALLOWED = json.dumps({"error": "Method not allowed"}, separators=(",", ":")).encode()
-_INTERNAL = json.dumps({"error": "Internal server error"}, separators=(",", ":")).encode()
+INTERNAL_ERROR = json.dumps({"error": "Internal server error"}, separators=(",", ":")).encode()
 ROUTE = PREFIX + "{conversation_id}" + SUFFIX  # the route label in palaver_http_requests_total
 
 
@@ -107,7 +107,7 @@ class EndConversationFastPath:
                 return
             except Exception:
                 log.exception("end of %s failed", conversation_id)
-                await send_json(send, status, _INTERNAL)
+                await send_json(send, status, INTERNAL_ERROR)
                 return
             status = 200
             await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
