@@ -14,10 +14,14 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from palaver.domain.clock import iso_timestamp
-from palaver.domain.conversation import EndOutcome
+from palaver.domain.conversation import EndOutcome, ShutdownReason
+from palaver.domain.timers import Deadline
 from palaver.storage.base import ConversationRecord, open_storage
 from palaver.storage.sqlite import SQLiteStorage
+from palaver.storage.sqlite_writer import END_RESERVE_BYTES
 
 T = TypeVar("T")
 PROMPT = "You are a patient tutor. " * 200  # 5,000 bytes: more than a page
@@ -115,3 +119,47 @@ def test_rows_made_before_the_split_still_read_back_whole(tmp_path: Path, record
 
     run(both())
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def row_bytes(path: Path) -> int:
+    """The bytes of the conversations table's rows in the file (SQLite's dbstat): here, the one row's record."""
+    ((payload,),) = raw(path, "SELECT SUM(payload) FROM dbstat WHERE name = 'conversations'")
+    assert isinstance(payload, int)
+    return payload
+
+
+def test_the_reserve_covers_everything_an_end_adds() -> None:
+    # The end writes a shutdown reason and an ISO timestamp into a row that had neither.
+    longest = max(len(reason) for reason in ShutdownReason)
+    assert END_RESERVE_BYTES >= longest + len(iso_timestamp(time.time()))
+
+
+@pytest.mark.parametrize("how", ["end", "timer", "delete"])
+def test_leaving_active_does_not_lengthen_the_row(tmp_path: Path, records: Any, how: str) -> None:
+    """Creates pack rows into pages; a row that grew at its end split its page (migration 0011)."""
+    path = tmp_path / "reserve.db"
+    reason = ShutdownReason.PARTICIPANT_ABSENT_TIMEOUT  # the longest
+    record = records.conversation("a1", deadline=Deadline(time.time() - 1, reason))
+    run(store(path, records, record))
+    assert raw(path, "SELECT length(end_reserve) FROM conversations") == [(END_RESERVE_BYTES,)]
+    before = row_bytes(path)
+
+    async def leave() -> None:
+        storage = opened(path)
+        try:
+            at = iso_timestamp(time.time())
+            if how == "end":
+                got = await storage.end_conversation("a1", record.conversation_id, str(reason), at)
+                assert got is EndOutcome.ENDED
+            elif how == "timer":
+                fired = await storage.fire_due(time.time(), at)
+                assert [f[0] for f in fired.fired] == [record.conversation_id]
+            else:
+                assert await storage.delete_conversation("a1", record.conversation_id, hard=False, reason=reason, at=at)
+        finally:
+            await storage.close()
+
+    run(leave())
+    assert raw(path, "SELECT status, shutdown_reason, end_reserve FROM conversations") == [("ended", reason, None)]
+    if how != "delete":  # a delete also stamps deleted_at, after the end: rare, and not reserved for
+        assert row_bytes(path) <= before

@@ -41,6 +41,7 @@ from palaver.storage.sqlite_outbox import SQLiteWebhookOutbox
 from palaver.storage.sqlite_resources import SQLiteResources
 from palaver.storage.sqlite_rooms import SQLiteRooms, purge_room
 from palaver.storage.sqlite_writer import (
+    END_RESERVE_BYTES,
     ENDED_FACTS,
     GroupCommitter,
     QueuedEnd,
@@ -49,8 +50,10 @@ from palaver.storage.sqlite_writer import (
     free_slots,
 )
 
+# With the room its end will fill (migration 0011).
 _INSERT_CONVERSATION = (
-    f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)})"
+    f"INSERT INTO conversations ({CONVERSATION_COLUMNS}, end_reserve) "
+    f"VALUES ({', '.join('?' * CONVERSATION_COLUMN_COUNT)}, zeroblob({END_RESERVE_BYTES}))"
 )
 # The create's large text lives in conversation_texts (migration 0010), out of the row every end
 # rewrites; the row keeps '' and '{}' there. Rows made before 0010 keep theirs, hence COALESCE.
@@ -309,7 +312,7 @@ class SQLiteStorage(SQLiteWebhookOutbox):
             active = json.dumps([seq for seq, is_active in due if is_active])
             fired = conn.execute(
                 f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = deadline_reason, "
-                "updated_at = ?, ended_at = ? "
+                "updated_at = ?, ended_at = ?, end_reserve = NULL "
                 f"WHERE seq IN (SELECT value FROM json_each(?)) AND status = '{ENDS_FROM}' AND deadline <= ? "
                 f"RETURNING {ENDED_FACTS}, shutdown_reason",
                 (at, at, active, now),

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome
+from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, ShutdownReason
 from palaver.storage.base import EndRequest
 from palaver.storage.running_loop import RunningLoop
 from palaver.storage.sqlite_connection import BUSY_TIMEOUT_S
@@ -221,6 +221,13 @@ def enqueue_end_webhooks(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], 
         )
 
 
+# Bytes an active row carries for its end (migration 0011): the end writes `shutdown_reason` and
+# `ended_at` (an ISO timestamp, 27 characters) into a row that had neither, and sets this NULL,
+# so the row does not outgrow its page. tests/storage/test_sqlite_row_layout.py checks it covers
+# every reason.
+END_RESERVE_BYTES = max(len(reason) for reason in ShutdownReason) + len("2026-01-01T00:00:00.000000Z")
+
+
 @functools.cache
 def _end_many_sql(rows: int) -> str:
     """The bulk end for `rows` (conversation_id, account_id, reason, at) source rows, bound as parameters.
@@ -231,7 +238,7 @@ def _end_many_sql(rows: int) -> str:
     """
     return (
         f"UPDATE conversations SET status = '{ENDS_IN}', shutdown_reason = r.column3, updated_at = r.column4, "
-        "ended_at = r.column4 "
+        "ended_at = r.column4, end_reserve = NULL "
         f"FROM (VALUES {', '.join(['(?, ?, ?, ?)'] * rows)}) AS r "
         "WHERE conversations.conversation_id = r.column1 AND conversations.account_id = r.column2 "
         f"AND conversations.status = '{ENDS_FROM}' AND conversations.deleted_at IS NULL "
