@@ -3,10 +3,10 @@
 An append and an end of the same conversation, in any two processes, must not
 interleave: an append that found the conversation active but committed after
 the end would add a turn to a transcript already delivered. So the append
-locks the conversation's row (`FOR NO KEY UPDATE`) before it checks and writes,
-and every path out of `active` (the batched end, delete, the timers) locks the
-same row `FOR UPDATE`: whichever comes second waits for the other's commit and
-then sees what it did. `FOR SHARE` would be enough against the end, but two
+locks the conversation's row (`FOR NO KEY UPDATE`, by updating it) before it
+checks and writes, and every path out of `active` locks the same row (the
+batched end by its UPDATE, delete and the timers `FOR UPDATE`): whichever comes
+second waits for the other's commit and then sees what it did. `FOR SHARE` would be enough against the end, but two
 appends of one room would then both read the same last index; this lock also
 queues them (it conflicts with no foreign-key check, and a room appends a few
 turns a second at most).
