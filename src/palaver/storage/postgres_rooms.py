@@ -5,11 +5,11 @@ interleave: an append that found the conversation active but committed after
 the end would add a turn to a transcript already delivered. So the append
 locks the conversation's row (`FOR NO KEY UPDATE`, by updating it) before it
 checks and writes, and every path out of `active` locks the same row (the
-batched end by its UPDATE, delete and the timers `FOR UPDATE`): whichever comes
-second waits for the other's commit and then sees what it did. `FOR SHARE` would be enough against the end, but two
-appends of one room would then both read the same last index; this lock also
-queues them (it conflicts with no foreign-key check, and a room appends a few
-turns a second at most).
+batched end by its UPDATE, delete and the timers `FOR UPDATE`): whichever
+comes second waits for the other's commit and then sees what it did. `FOR
+SHARE` would be enough against the end, but two appends of one room would then
+both read the same last index; this lock also queues them (it conflicts with
+no foreign-key check, and a room appends a few turns a second at most).
 """
 
 from __future__ import annotations
