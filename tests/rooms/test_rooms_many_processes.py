@@ -9,12 +9,11 @@ and the conversation goes on with its transcript.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 from backends import PostgresBackend
 from room_client import RoomParticipant, create_room
-from servers import PalaverServer, create_key
+from servers import PalaverServer, create_key, wait_until
 
 
 @pytest.fixture
@@ -30,13 +29,6 @@ def three(pg_cluster, tmp_path):
         for node in nodes:
             node.stop()
         database.drop()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def url_on(node: PalaverServer, conversation_url: str) -> str:
@@ -107,7 +99,7 @@ def test_a_killed_host_is_replaced_once_its_lease_lapses(three):
         pb.wait_for("conversation.utterance")
         # The host announces a turn and then stores it: a kill in between would lose a turn the
         # transcript never had. What this test is about is the turns stored before the crash.
-        wait_until(lambda: (c.stored_conversation(conv["conversation_id"]) or {}).get("turns", 0) >= 1)
+        assert wait_until(lambda: (c.stored_conversation(conv["conversation_id"]) or {}).get("turns", 0) >= 1, 5)
         a.kill()
         killed_at = time.monotonic()
         deadline = killed_at + 15

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from palaver.domain.clock import iso_timestamp
 from palaver.domain.conversation import ENDS_FROM, ENDS_IN, EndOutcome, ShutdownReason
 from palaver.storage.base import EndRequest
 from palaver.storage.running_loop import RunningLoop
@@ -222,10 +223,9 @@ def enqueue_end_webhooks(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], 
 
 
 # Bytes an active row carries for its end (migration 0011): the end writes `shutdown_reason` and
-# `ended_at` (an ISO timestamp, 27 characters) into a row that had neither, and sets this NULL,
-# so the row does not outgrow its page. tests/storage/test_sqlite_row_layout.py checks it covers
-# every reason.
-END_RESERVE_BYTES = max(len(reason) for reason in ShutdownReason) + len("2026-01-01T00:00:00.000000Z")
+# `ended_at` into a row that had neither, and sets this NULL, so the row does not outgrow its page
+# (tests/storage/test_sqlite_row_layout.py ends rows with the longest reason and compares sizes).
+END_RESERVE_BYTES = max(len(reason) for reason in ShutdownReason) + len(iso_timestamp(0.0))
 
 
 @functools.cache
