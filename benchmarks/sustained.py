@@ -208,10 +208,14 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
             cpu["postgres"] = tree_cpu(postgres_pid)
         return cpu
 
-    start_at = time.monotonic() + 2.0 + c * 0.02  # time for wrk to read the ids and start its threads
+    # The earliest start; the threads start together once the last has read its ids (end_for.lua).
+    start_at = time.monotonic() + 2.0 + c * 0.02
+    go_file = Path(f"{log_prefix}.go")
+    go_file.unlink(missing_ok=True)
     cpu0, ticks0, wrk0 = cpu_now(), machine_ticks(), children_cpu()
     r = wrk.run(f"{label} end", END_FOR_LUA, server.url, key,
-                [str(ids_prefix), f"{start_at:.6f}", str(seconds), str(log_prefix), "1" if cycle else "0"], None)
+                [str(ids_prefix), f"{start_at:.6f}", str(seconds), str(log_prefix), "1" if cycle else "0", str(c)],
+                None)
     cpu1, ticks1 = cpu_now(), machine_ticks()
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     cpu["wrk"] = children_cpu() - wrk0  # wrk has been waited for; the servers still run
@@ -238,7 +242,11 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
                         f"{min(ran_out):.1f} s (create more with --conversations)")
     if set(statuses) - {200}:
         problems.append(f"{label}: answers other than 200: {statuses}")
-    log(f"   {label}: {len(latency)} ends in {seconds} s ({len(latency) / seconds:.0f}/s)")
+    started = float(go_file.read_text()) if go_file.exists() else None
+    if started is None:
+        problems.append(f"{label}: wrk's threads never agreed on a start ({go_file.name} missing)")
+    log(f"   {label}: {len(latency)} ends in {seconds} s ({len(latency) / seconds:.0f}/s); "
+        f"threads started {max(0.0, started - start_at) if started else float('nan'):.1f} s after the earliest start")
     return {"sent": sent, "latency": latency, "seconds": seconds, "statuses": statuses, "cpu_s": cpu,
             "machine_busy": busy_share(ticks0, ticks1), "wrk_command": wrk.command_lines,
             "start_spread_ms": (max(first) - min(first)) / 1e3 if first else None}

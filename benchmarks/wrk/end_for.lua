@@ -2,7 +2,7 @@
 -- latency (the sustained mode of the benchmark, sustained.py).
 --
 --   wrk -t C -c C -d 120s -s end_for.lua -H "x-api-key: KEY" \
---       http://127.0.0.1:PORT -- IDPREFIX START_AT DURATION LOGPREFIX CYCLE
+--       http://127.0.0.1:PORT -- IDPREFIX START_AT DURATION LOGPREFIX CYCLE [THREADS]
 --
 -- Run with as many threads as connections (-t C -c C): a wrk thread with one
 -- connection has at most one request in flight, so the time its request()
@@ -17,6 +17,13 @@
 --     time.monotonic() on Linux): every thread holds its first request until
 --     START_AT, so that the threads, whose init() wrk runs one after the
 --     other, all start together, and sends nothing after START_AT + DURATION;
+--   * with THREADS (the -t given), START_AT is only the earliest start: the
+--     last thread to be initialised (tid THREADS-1) writes LOGPREFIX.go, the
+--     moment they all start (START_AT, or 0.2 s after its own init if that is
+--     later), and every thread waits for that file. Reading a connection's
+--     ids takes wrk's main thread a few µs per id, and with a million ids a
+--     fixed START_AT passed while the last threads were still reading them:
+--     the first seconds ran with fewer connections, beside wrk's own init;
 --   * when a thread is done it writes LOGPREFIX.<tid>: one line per answered
 --     request, "<sent> <latency> <status>" with <sent> in microseconds after
 --     START_AT and <latency> in microseconds;
@@ -34,7 +41,7 @@ int usleep(unsigned int usec);
 ]])
 
 local reqs = {}
-local start_at, stop_at, log_prefix, cycle
+local start_at, stop_at, log_prefix, cycle, threads, go_path, duration
 local sent_at = {}   -- per answered request: microseconds after START_AT
 local latency = {}   -- per answered request: microseconds
 local status_of = {}
@@ -59,12 +66,14 @@ done = common.done
 function init(args)
    local prefix = args[1]
    start_at = tonumber(args[2])
-   local duration = tonumber(args[3])
+   duration = tonumber(args[3])
    log_prefix = args[4]
    cycle = args[5] == "1"
    if not (prefix and start_at and duration and log_prefix) then
-      error("usage: wrk ... -s end_for.lua URL -- IDPREFIX START_AT DURATION LOGPREFIX CYCLE")
+      error("usage: wrk ... -s end_for.lua URL -- IDPREFIX START_AT DURATION LOGPREFIX CYCLE [THREADS]")
    end
+   threads = tonumber(args[6])
+   go_path = log_prefix .. ".go"
    stop_at = start_at + duration
    verify_pending = (tid == 0)
    local f = assert(io.open(prefix .. "." .. tid, "r"))
@@ -75,10 +84,29 @@ function init(args)
       end
    end
    f:close()
+   if threads and tid == threads - 1 then
+      local go = assert(io.open(go_path .. ".tmp", "w"))
+      go:write(string.format("%.6f\n", math.max(start_at, common.now() + 0.2)))
+      go:close()
+      assert(os.rename(go_path .. ".tmp", go_path))  -- whole or absent for the readers
+   end
    local n = #reqs
    common.start_thread(cycle and math.huge or n, function(i)
       return reqs[(i - 1) % n + 1]
    end, write_log)
+end
+
+-- The shared start from LOGPREFIX.go, once the last thread has written it.
+local function wait_for_go()
+   while true do
+      local f = io.open(go_path, "r")
+      if f then
+         local at = tonumber(f:read("*l"))
+         f:close()
+         if at then return at end
+      end
+      ffi.C.usleep(2000)
+   end
 end
 
 function request()
@@ -87,6 +115,10 @@ function request()
       -- the other threads are set up: answered at once, nothing counted.
       verify_pending = false
       return common.request()
+   end
+   if not started and threads then
+      start_at = wait_for_go()
+      stop_at = start_at + duration
    end
    local now = common.now()
    if not started then
