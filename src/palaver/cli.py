@@ -16,7 +16,8 @@ from palaver.domain.shards import Shard
 from palaver.service.keys import UnknownAccount, issue_key
 from palaver.settings import DEFAULT_LLM_TIMEOUT, DELIVERY_NICENESS, Settings, default_database_url
 from palaver.storage import Storage, open_storage
-from palaver.storage.base import DeliveryLedger, backend_of, open_ledger
+from palaver.storage.base import backend_of, open_ledger
+from palaver.storage.ledger import DeliveryLedger
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from palaver.domain.conversation import ShutdownReason, Status
 from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus
-from palaver.storage.base import LATENCY_BUCKETS, LedgerTotals
+from palaver.storage.ledger import LATENCY_BUCKETS, LedgerTotals
 
 # The classic text format. prometheus_client's CONTENT_TYPE_LATEST names
 # version 1.0.0 in recent releases; every Prometheus version reads 0.0.4, and

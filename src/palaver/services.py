@@ -32,7 +32,8 @@ from palaver.service.rooms.hub import MeetingTokens, RoomHub
 from palaver.service.timers import TimerService
 from palaver.service.tools import ToolService
 from palaver.settings import Settings
-from palaver.storage.base import DeliveryLedger, Storage
+from palaver.storage.base import Storage
+from palaver.storage.ledger import DeliveryLedger
 
 
 def build_services(

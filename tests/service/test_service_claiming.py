@@ -21,7 +21,7 @@ from palaver.domain.clock import ManualClock
 from palaver.domain.retry import RetryPolicy
 from palaver.service.conversations import ConversationService, CreateConversation
 from palaver.service.keys import issue_key
-from palaver.storage.base import AttemptRecord, AttemptResult
+from palaver.storage.ledger import AttemptRecord, AttemptResult
 from palaver.storage.postgres import PostgresStorage
 from palaver.storage.postgres_ledger import PostgresDeliveryLedger
 
@@ -119,8 +119,12 @@ def test_events_behind_a_pending_head_cannot_be_claimed_alone(pg_cluster) -> Non
         await w.conversation("https://example.com/hook")
         await w.ledger.take_outbox(100, render)
         (chain,) = await w.ledger.claim("a", w.clock.now(), 30, 10)
-        retry = AttemptResult(AttemptRecord(chain[0].delivery_id, 0, w.clock.now(), 503, 1.0, None), "pending",
-                              w.clock.now() + 60, "retry")
+        retry = AttemptResult(
+            AttemptRecord(chain[0].delivery_id, 0, w.clock.now(), 503, 1.0, None),
+            "pending",
+            w.clock.now() + 60,
+            "retry",
+        )
         await w.ledger.record([retry])
         await w.ledger.release([d.delivery_id for d in chain[1:]])
         # The head waits for its retry; the events behind it are due and unclaimed, yet not claimable.
@@ -191,9 +195,7 @@ def test_one_taker_at_a_time(pg_cluster) -> None:
     scenario(pg_cluster, body)
 
 
-def test_a_retry_waits_for_its_time_and_a_failed_event_does_not_block_the_next(
-    pg_cluster, receiver: Receiver
-) -> None:
+def test_a_retry_waits_for_its_time_and_a_failed_event_does_not_block_the_next(pg_cluster, receiver: Receiver) -> None:
     async def body(w: World) -> None:
         receiver.plan["/retry"] = [(503, {}), (410, {})]  # replica_joined: retry, then a final 4xx
         cid = await w.conversation(receiver.url("/retry"))

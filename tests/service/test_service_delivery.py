@@ -29,7 +29,8 @@ from palaver.service.conversations import ConversationService, CreateConversatio
 from palaver.service.keys import issue_key
 from palaver.service.webhooks import trim_outbox
 from palaver.storage import open_storage
-from palaver.storage.base import DeliveryLedger, NewDelivery, OutboxChange, Storage, open_ledger
+from palaver.storage.base import OutboxChange, Storage, open_ledger
+from palaver.storage.ledger import DeliveryLedger, NewDelivery
 
 LIFECYCLE = ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
 

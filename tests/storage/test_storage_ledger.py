@@ -12,7 +12,8 @@ import pytest
 
 from palaver.domain.lanes import Lane
 from palaver.domain.shards import ALL, Shard
-from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryLedger, NewDelivery, open_ledger
+from palaver.storage.base import open_ledger
+from palaver.storage.ledger import AttemptRecord, AttemptResult, DeliveryLedger, NewDelivery
 from palaver.storage.migrations import split_statements
 from palaver.storage.sqlite_ledger import ledger_path
 

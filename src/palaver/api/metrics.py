@@ -13,7 +13,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from palaver.metrics import CONTENT_TYPE, HTTP_REQUESTS, render
-from palaver.storage.base import DeliveryLedger, Storage
+from palaver.storage.base import Storage
+from palaver.storage.ledger import DeliveryLedger
 
 UNMATCHED = "unmatched"
 

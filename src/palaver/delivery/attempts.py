@@ -11,7 +11,8 @@ import logging
 from palaver.delivery.sender import WebhookSender, headers_for
 from palaver.domain.clock import Clock
 from palaver.domain.retry import ATTEMPT_OUTCOMES, DeliveryStatus, RetryPolicy, decide
-from palaver.storage.base import AttemptRecord, AttemptResult, DeliveryRecord, Storage
+from palaver.storage.base import Storage
+from palaver.storage.ledger import AttemptRecord, AttemptResult, DeliveryRecord
 
 log = logging.getLogger("palaver.webhooks")
 

@@ -28,7 +28,8 @@ from palaver.delivery.worker import render
 from palaver.domain.clock import Clock
 from palaver.domain.retry import RetryPolicy
 from palaver.settings import DEFAULT_WEBHOOK_LEASE
-from palaver.storage.base import AttemptResult, DeliveryRecord, Storage
+from palaver.storage.base import Storage
+from palaver.storage.ledger import AttemptResult, DeliveryRecord
 from palaver.storage.postgres_ledger import PostgresDeliveryLedger
 
 log = logging.getLogger("palaver.webhooks")

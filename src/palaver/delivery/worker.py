@@ -34,14 +34,8 @@ from palaver.domain.events import REPLICA_JOINED, SHUTDOWN, TRANSCRIPTION_READY
 from palaver.domain.lanes import LANES, Lane, lane_of
 from palaver.domain.retry import DeliveryStatus, RetryPolicy
 from palaver.domain.shards import ALL, Shard
-from palaver.storage.base import (
-    AttemptResult,
-    DeliveryRecord,
-    NewDelivery,
-    OutboxChange,
-    ShardLedger,
-    Storage,
-)
+from palaver.storage.base import OutboxChange, Storage
+from palaver.storage.ledger import AttemptResult, DeliveryRecord, NewDelivery, ShardLedger
 
 log = logging.getLogger("palaver.webhooks")
 

@@ -22,7 +22,8 @@ from palaver.domain.timers import Presence, TimerSettings, next_deadline
 from palaver.service.memories import MemoryService
 from palaver.service.personas import PersonaService
 from palaver.service.replicas import ReplicaService
-from palaver.storage.base import ConversationRecord, DeliveryLedger, Storage
+from palaver.storage.base import ConversationRecord, Storage
+from palaver.storage.ledger import DeliveryLedger
 
 
 class TokenMinter(Protocol):

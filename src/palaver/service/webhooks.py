@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from palaver.storage.base import DeliveryLedger, Storage
+from palaver.storage.base import Storage
+from palaver.storage.ledger import DeliveryLedger
 
 log = logging.getLogger("palaver.webhooks")
 

@@ -25,13 +25,13 @@ from typing import Any
 import asyncpg
 
 from palaver.domain.events import rank_of, split_event_id
-from palaver.storage.base import (
+from palaver.storage.base import OutboxChange
+from palaver.storage.ledger import (
     AttemptRecord,
     AttemptResult,
     DeliveryRecord,
     LedgerTotals,
     NewDelivery,
-    OutboxChange,
     attempt_totals,
 )
 from palaver.storage.migrations import apply_postgres_migrations

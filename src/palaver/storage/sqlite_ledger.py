@@ -23,7 +23,7 @@ from typing import Any
 from palaver.domain.events import split_event_id
 from palaver.domain.lanes import LANES, Lane
 from palaver.domain.shards import ALL, Shard
-from palaver.storage.base import (
+from palaver.storage.ledger import (
     AttemptRecord,
     AttemptResult,
     DeliveryRecord,
