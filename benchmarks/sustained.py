@@ -45,13 +45,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from array import array
 from pathlib import Path
 from typing import Any
 
 import httpx
-from proctree import tree_cpu
+from proctree import children_map, tree_cpu
 from run import (  # the pieces run.py's modes share (same directory)
     CREATE_LUA,
     STARLETTE_APP,
@@ -192,6 +193,66 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class CpuSampler:
+    """The CPU used so far by the server, PostgreSQL and wrk, every half second while a load runs.
+
+    For each window's CPU per request. wrk does the same work for every request,
+    so its CPU per request is the machine's speed seen from outside Palaver: when
+    it rises in a window along with the server's, the machine slowed down there,
+    not the server.
+    """
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, cpu_now: Any) -> None:
+        self._cpu_now = cpu_now
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _wrk_cpu(self) -> float:
+        kids = children_map().get(os.getpid(), [])
+        return sum(tree_cpu(pid) for pid in kids if Path(f"/proc/{pid}/comm").read_text().strip() == "wrk")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            try:
+                self.samples.append((time.monotonic(), {**self._cpu_now(), "wrk": self._wrk_cpu()}))
+            except OSError:
+                pass  # a process of the tree exited between listing and reading: the next sample counts it
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def per_window(self, start: float, window: int, sent: array, seconds: int) -> list[dict[str, float]]:
+        """CPU µs per request in each window after `start`, by process group (the requests sent in it)."""
+        counts = [0] * (seconds // window)
+        for s in sent:
+            counts[min(s // (window * 1_000_000), len(counts) - 1)] += 1
+
+        def at(t: float) -> dict[str, float] | None:
+            if not self.samples:
+                return None
+            # Clamped to the samples: the last window ends as wrk stops sending, about when sampling stops.
+            t = min(max(t, self.samples[0][0]), self.samples[-1][0])
+            before = [smp for smp in self.samples if smp[0] <= t]
+            after = [smp for smp in self.samples if smp[0] >= t]
+            (t0, a), (t1, b) = before[-1], after[0]
+            f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+            return {k: a[k] + (b[k] - a[k]) * f for k in a}
+
+        out: list[dict[str, float]] = []
+        for i, n in enumerate(counts):
+            lo, hi = at(start + i * window), at(start + (i + 1) * window)
+            out.append({k: (hi[k] - lo[k]) / n * 1e6 for k in lo} if lo and hi and n else {})
+        return out
+
+
 def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server, key: str, ids_prefix: Path,
              seconds: int, cycle: bool, problems: list[str], postgres_pid: int | None = None) -> dict[str, Any]:
     """`seconds` of ends against one server: each request's (sent, latency) and the CPU it took."""
@@ -213,9 +274,10 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
     go_file = Path(f"{log_prefix}.go")
     go_file.unlink(missing_ok=True)
     cpu0, ticks0, wrk0 = cpu_now(), machine_ticks(), children_cpu()
-    r = wrk.run(f"{label} end", END_FOR_LUA, server.url, key,
-                [str(ids_prefix), f"{start_at:.6f}", str(seconds), str(log_prefix), "1" if cycle else "0", str(c)],
-                None)
+    with CpuSampler(cpu_now) as sampler:
+        r = wrk.run(f"{label} end", END_FOR_LUA, server.url, key,
+                    [str(ids_prefix), f"{start_at:.6f}", str(seconds), str(log_prefix), "1" if cycle else "0",
+                     str(c)], None)
     cpu1, ticks1 = cpu_now(), machine_ticks()
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     cpu["wrk"] = children_cpu() - wrk0  # wrk has been waited for; the servers still run
@@ -247,7 +309,9 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
         problems.append(f"{label}: wrk's threads never agreed on a start ({go_file.name} missing)")
     log(f"   {label}: {len(latency)} ends in {seconds} s ({len(latency) / seconds:.0f}/s); "
         f"threads started {max(0.0, started - start_at) if started else float('nan'):.1f} s after the earliest start")
+    window_cpu = sampler.per_window(started, args.window, sent, seconds) if started else []
     return {"sent": sent, "latency": latency, "seconds": seconds, "statuses": statuses, "cpu_s": cpu,
+            "window_cpu_us": window_cpu,
             "machine_busy": busy_share(ticks0, ticks1), "wrk_command": wrk.command_lines,
             "start_spread_ms": (max(first) - min(first)) / 1e3 if first else None}
 
@@ -267,7 +331,9 @@ def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         buckets: list[list[int]] = [[] for _ in range(run["seconds"] // window)]
         for s, lat in zip(run["sent"], run["latency"], strict=True):
             buckets[min(s // (window * 1_000_000), len(buckets) - 1)].append(lat)
-        out += [dict(stats(b, window), start_s=i * window, run=run["label"]) for i, b in enumerate(buckets)]
+        cpu_us = run.get("window_cpu_us") or [{}] * len(buckets)
+        out += [dict(stats(b, window), start_s=i * window, run=run["label"], cpu_us_per_request=cpu_us[i])
+                for i, b in enumerate(buckets)]
         everything += run["latency"]
     seconds = sum(run["seconds"] for run in runs)
     cpu: dict[str, float] = {}
@@ -316,11 +382,15 @@ def report(args: argparse.Namespace, info: dict[str, Any], created: dict[str, An
     for name, fig in servers.items():
         log()
         log(f"{title[name]}")
-        log(f"   {'window':>16} | {'ends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+        shown = ["server", "postgres", "wrk"] if args.postgres and name == "palaver" else ["server", "wrk"]
+        log(f"   {'window':>16} | {'ends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} | CPU us per request: "
+            + " ".join(f"{k:>8}" for k in shown))
         for w in fig["windows"]:
             part = w["run"].split()[-1] + " " if name == "starlette" else ""
             where = f"{part}{w['start_s']:>3}-{w['start_s'] + args.window:>3} s"
-            log(f"   {where:>16} | {w['rps']:8.0f} {w['p50_ms']:7.2f} {w['p99_ms']:7.2f} {w['max_ms']:7.1f}")
+            cpu_us = w.get("cpu_us_per_request") or {}
+            log(f"   {where:>16} | {w['rps']:8.0f} {w['p50_ms']:7.2f} {w['p99_ms']:7.2f} {w['max_ms']:7.1f} | "
+                + " " * 20 + " ".join(f"{cpu_us[k]:8.1f}" if k in cpu_us else f"{'-':>8}" for k in shown))
         wh = fig["whole"]
         log(f"   {'whole run':>16} | {wh['rps']:8.0f} {wh['p50_ms']:7.2f} {wh['p99_ms']:7.2f} {wh['max_ms']:7.1f}")
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in fig["cpu_us_per_request"].items())
