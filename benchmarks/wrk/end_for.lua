@@ -26,7 +26,7 @@
 --     the first seconds ran with fewer connections, beside wrk's own init;
 --   * when a thread is done it writes LOGPREFIX.<tid>: one line per answered
 --     request, "<sent> <latency> <status>" with <sent> in microseconds after
---     START_AT and <latency> in microseconds;
+--     the shared start and <latency> in microseconds;
 --   * a thread that runs out of ids (CYCLE=0) stops early: the driver sees it
 --     in the log and declares the run invalid.
 --
@@ -42,7 +42,7 @@ int usleep(unsigned int usec);
 
 local reqs = {}
 local start_at, stop_at, log_prefix, cycle, threads, go_path, duration
-local sent_at = {}   -- per answered request: microseconds after START_AT
+local sent_at = {}   -- per answered request: microseconds after the shared start
 local latency = {}   -- per answered request: microseconds
 local status_of = {}
 local t_request = nil
