@@ -46,11 +46,17 @@ def tree(pid: int, kids: dict[int, list[int]] | None = None) -> list[int]:
     return out
 
 
-def tree_cpu(pid: int | None, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
-    """CPU seconds used so far by `pid`'s tree, children it reaped included; subtrees in `exclude` left out."""
+def tree_cpu(
+    pid: int | None,
+    exclude: set[int] = frozenset(),  # type: ignore[assignment]
+    kids: dict[int, list[int]] | None = None,
+) -> float:
+    """CPU seconds used so far by `pid`'s tree, children it reaped included; subtrees in `exclude` left out.
+
+    `kids` (from `children_map`) lets several trees be read from one scan of /proc."""
     if pid is None:
         return 0.0
-    kids = children_map()
+    kids = children_map() if kids is None else kids
     total = 0.0
     todo = [pid]
     while todo:

@@ -36,6 +36,7 @@ Exit status: 0 = valid run, targets met; 1 = valid run, a target missed;
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import random
@@ -48,6 +49,7 @@ import tempfile
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,27 +201,28 @@ class CpuSampler:
     For each window's CPU per request. wrk does the same work for every request,
     so its CPU per request is the machine's speed seen from outside Palaver: when
     it rises in a window along with the server's, the machine slowed down there,
-    not the server.
+    not the server. One scan of /proc per sample serves every tree.
     """
 
     INTERVAL_S = 0.5
 
-    def __init__(self, cpu_now: Any) -> None:
+    def __init__(self, cpu_now: Callable[[dict[int, list[int]]], dict[str, float]]) -> None:
         self._cpu_now = cpu_now
-        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._times: list[float] = []
+        self._cpu: list[dict[str, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
-
-    def _wrk_cpu(self) -> float:
-        kids = children_map().get(os.getpid(), [])
-        return sum(tree_cpu(pid) for pid in kids if Path(f"/proc/{pid}/comm").read_text().strip() == "wrk")
 
     def _run(self) -> None:
         while not self._stop.wait(self.INTERVAL_S):
             try:
-                self.samples.append((time.monotonic(), {**self._cpu_now(), "wrk": self._wrk_cpu()}))
+                kids = children_map()
+                wrk = [pid for pid in kids.get(os.getpid(), []) if Path(f"/proc/{pid}/comm").read_text() == "wrk\n"]
+                cpu = {**self._cpu_now(kids), "wrk": sum(tree_cpu(pid, kids=kids) for pid in wrk)}
             except OSError:
-                pass  # a process of the tree exited between listing and reading: the next sample counts it
+                continue  # a process exited between listing and reading: the next sample counts it
+            self._times.append(time.monotonic())
+            self._cpu.append(cpu)
 
     def __enter__(self) -> CpuSampler:
         self._thread.start()
@@ -229,28 +232,22 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def per_window(self, start: float, window: int, sent: array, seconds: int) -> list[dict[str, float]]:
-        """CPU µs per request in each window after `start`, by process group (the requests sent in it)."""
-        counts = [0] * (seconds // window)
-        for s in sent:
-            counts[min(s // (window * 1_000_000), len(counts) - 1)] += 1
+    def _at(self, t: float) -> dict[str, float]:
+        """CPU seconds at `t`, interpolated; clamped to the samples (the last window ends as wrk stops
+        sending, about when sampling stops)."""
+        t = min(max(t, self._times[0]), self._times[-1])
+        i = max(1, bisect.bisect_left(self._times, t))
+        if self._times[i - 1] == t or i == len(self._times):
+            return self._cpu[i - 1]
+        (t0, a), (t1, b) = (self._times[i - 1], self._cpu[i - 1]), (self._times[i], self._cpu[i])
+        return {k: a[k] + (b[k] - a[k]) * (t - t0) / (t1 - t0) for k in a}
 
-        def at(t: float) -> dict[str, float] | None:
-            if not self.samples:
-                return None
-            # Clamped to the samples: the last window ends as wrk stops sending, about when sampling stops.
-            t = min(max(t, self.samples[0][0]), self.samples[-1][0])
-            before = [smp for smp in self.samples if smp[0] <= t]
-            after = [smp for smp in self.samples if smp[0] >= t]
-            (t0, a), (t1, b) = before[-1], after[0]
-            f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
-            return {k: a[k] + (b[k] - a[k]) * f for k in a}
-
-        out: list[dict[str, float]] = []
-        for i, n in enumerate(counts):
-            lo, hi = at(start + i * window), at(start + (i + 1) * window)
-            out.append({k: (hi[k] - lo[k]) / n * 1e6 for k in lo} if lo and hi and n else {})
-        return out
+    def per_window(self, start: float, window: int, count: int) -> list[dict[str, float]]:
+        """CPU seconds of each group in each of `count` windows from `start` (empty without samples)."""
+        if not self._times:
+            return [{} for _ in range(count)]
+        edges = [self._at(start + i * window) for i in range(count + 1)]
+        return [{k: hi[k] - lo[k] for k in lo} for lo, hi in zip(edges, edges[1:], strict=False)]
 
 
 def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server, key: str, ids_prefix: Path,
@@ -262,11 +259,13 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
     assert server.proc is not None and server.url is not None
     delivery = set(delivery_children(server.proc.pid))
 
-    def cpu_now() -> dict[str, float]:
+    def cpu_now(kids: dict[int, list[int]] | None = None) -> dict[str, float]:
         # The server's whole tree (forked --workers included), its delivery process apart, and PostgreSQL's.
-        cpu = {"server": tree_cpu(server.proc.pid, exclude=delivery), "delivery": sum(map(tree_cpu, delivery))}
+        kids = children_map() if kids is None else kids
+        cpu = {"server": tree_cpu(server.proc.pid, exclude=delivery, kids=kids),
+               "delivery": sum(tree_cpu(pid, kids=kids) for pid in delivery)}
         if postgres_pid is not None:
-            cpu["postgres"] = tree_cpu(postgres_pid)
+            cpu["postgres"] = tree_cpu(postgres_pid, kids=kids)
         return cpu
 
     # The earliest start; the threads start together once the last has read its ids (end_for.lua).
@@ -309,9 +308,9 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
         problems.append(f"{label}: wrk's threads never agreed on a start ({go_file.name} missing)")
     log(f"   {label}: {len(latency)} ends in {seconds} s ({len(latency) / seconds:.0f}/s); "
         f"threads started {max(0.0, started - start_at) if started else float('nan'):.1f} s after the earliest start")
-    window_cpu = sampler.per_window(started, args.window, sent, seconds) if started else []
+    window_cpu = sampler.per_window(started, args.window, seconds // args.window) if started else []
     return {"sent": sent, "latency": latency, "seconds": seconds, "statuses": statuses, "cpu_s": cpu,
-            "window_cpu_us": window_cpu,
+            "window_cpu_s": window_cpu,
             "machine_busy": busy_share(ticks0, ticks1), "wrk_command": wrk.command_lines,
             "start_spread_ms": (max(first) - min(first)) / 1e3 if first else None}
 
@@ -331,8 +330,9 @@ def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         buckets: list[list[int]] = [[] for _ in range(run["seconds"] // window)]
         for s, lat in zip(run["sent"], run["latency"], strict=True):
             buckets[min(s // (window * 1_000_000), len(buckets) - 1)].append(lat)
-        cpu_us = run.get("window_cpu_us") or [{}] * len(buckets)
-        out += [dict(stats(b, window), start_s=i * window, run=run["label"], cpu_us_per_request=cpu_us[i])
+        cpu_s = run.get("window_cpu_s") or [{}] * len(buckets)
+        out += [dict(stats(b, window), start_s=i * window, run=run["label"],
+                     cpu_us_per_request={k: v / len(b) * 1e6 for k, v in cpu_s[i].items()} if b else {})
                 for i, b in enumerate(buckets)]
         everything += run["latency"]
     seconds = sum(run["seconds"] for run in runs)

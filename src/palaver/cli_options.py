@@ -1,7 +1,8 @@
 """The options several `palaver` commands share: where the state is, webhook delivery, the default model.
 
-Apart from cli.py so that the commands read as what they do; each option's
-default comes from `Settings` or the environment, as documented in the README.
+Apart from cli.py so that the commands read as what they do; the defaults come
+from `Settings`, `palaver.settings`' constants and the environment variables named
+in each option's help.
 """
 
 from __future__ import annotations
