@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import os
 import random
@@ -78,6 +79,7 @@ END_FOR_LUA = WRK_DIR / "end_for.lua"
 TARGET_RATIO = 0.7  # Palaver ends/s / minimal Starlette ends/s, whole run (issue 11, SQLite)
 TARGET_P99_MS = 15.0  # in every window (issue 11, SQLite; PostgreSQL: 0.3 and 25 ms)
 FAKE_IDS = 20_000  # per connection for the baseline, which stores nothing (cycled)
+SILENCE_MS = 50  # a stretch this long with no answer to any connection counts as a silence (figures)
 DAY = 86_400
 CREATE_BODY = json.dumps({"replica_id": "r90bbd427f71", "persona_id": "pcb7a34da5fe", "conversation_name": "bench",
                           "properties": {"max_call_duration": DAY, "participant_absent_timeout": DAY}},
@@ -315,6 +317,26 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
             "start_spread_ms": (max(first) - min(first)) / 1e3 if first else None}
 
 
+def silences_by_window(sent: list[int], latency: list[int], window: int, count: int) -> list[list[float]]:
+    """Per window, every stretch over SILENCE_MS in which the server answered no connection at all (ms).
+
+    A p99 over the mark can come from a slower machine (every request a
+    little later; the CPU columns rise) or from moments in which the whole
+    server stood still (a blocked event loop, a held write lock, a disk
+    flush). wrk's connections each wait for their answer before sending
+    again, so one silence delays one request per connection (64 of a
+    window's ~70,000), however long it lasts: a window's p99 passes the
+    mark on silences alone after a dozen of them, or after fewer on a
+    machine that is slow as well. The silences tell the two apart.
+    """
+    done = sorted(s + lat for s, lat in zip(sent, latency, strict=True))
+    out: list[list[float]] = [[] for _ in range(count)]
+    for before, after in itertools.pairwise(done):
+        if after - before > SILENCE_MS * 1000:
+            out[min(before // (window * 1_000_000), count - 1)].append((after - before) / 1000)
+    return out
+
+
 def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Windows (of each run in turn) and whole-run figures: requests, ends/s, p50, p99, max."""
 
@@ -331,7 +353,8 @@ def figures(window: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         for s, lat in zip(run["sent"], run["latency"], strict=True):
             buckets[min(s // (window * 1_000_000), len(buckets) - 1)].append(lat)
         cpu_s = run.get("window_cpu_s") or [{}] * len(buckets)
-        out += [dict(stats(b, window), start_s=i * window, run=run["label"],
+        silences = silences_by_window(run["sent"], run["latency"], window, len(buckets))
+        out += [dict(stats(b, window), start_s=i * window, run=run["label"], silences_ms=silences[i],
                      cpu_us_per_request={k: v / len(b) * 1e6 for k, v in cpu_s[i].items()} if b else {})
                 for i, b in enumerate(buckets)]
         everything += run["latency"]
@@ -383,16 +406,21 @@ def report(args: argparse.Namespace, info: dict[str, Any], created: dict[str, An
         log()
         log(f"{title[name]}")
         shown = ["server", "postgres", "wrk"] if args.postgres and name == "palaver" else ["server", "wrk"]
-        log(f"   {'window':>16} | {'ends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} | CPU us per request: "
-            + " ".join(f"{k:>8}" for k in shown))
+        log(f"   {'window':>16} | {'ends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} | "
+            f"{f'silent >{SILENCE_MS} ms':>19} | CPU us per request: " + " ".join(f"{k:>8}" for k in shown))
         for w in fig["windows"]:
             part = w["run"].split()[-1] + " " if name == "starlette" else ""
             where = f"{part}{w['start_s']:>3}-{w['start_s'] + args.window:>3} s"
             cpu_us = w.get("cpu_us_per_request") or {}
+            quiet = w.get("silences_ms") or []
+            quiet_text = f"{len(quiet)}, longest {max(quiet):.0f} ms" if quiet else "0"
             log(f"   {where:>16} | {w['rps']:8.0f} {w['p50_ms']:7.2f} {w['p99_ms']:7.2f} {w['max_ms']:7.1f} | "
-                + " " * 20 + " ".join(f"{cpu_us[k]:8.1f}" if k in cpu_us else f"{'-':>8}" for k in shown))
+                f"{quiet_text:>19} | " + " " * 20
+                + " ".join(f"{cpu_us[k]:8.1f}" if k in cpu_us else f"{'-':>8}" for k in shown))
         wh = fig["whole"]
-        log(f"   {'whole run':>16} | {wh['rps']:8.0f} {wh['p50_ms']:7.2f} {wh['p99_ms']:7.2f} {wh['max_ms']:7.1f}")
+        quiet = [q for w in fig["windows"] for q in w.get("silences_ms") or []]
+        log(f"   {'whole run':>16} | {wh['rps']:8.0f} {wh['p50_ms']:7.2f} {wh['p99_ms']:7.2f} {wh['max_ms']:7.1f} | "
+            f"{len(quiet):>19}")
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in fig["cpu_us_per_request"].items())
         busy = ", ".join(f"{b:.0%}" for b in fig["machine_busy"] if b is not None)
         log(f"   {wh['requests']} requests {fig['statuses']}; CPU us per request: {cpu}; machine busy {busy}")
