@@ -318,7 +318,7 @@ def end_load(args: argparse.Namespace, workdir: Path, label: str, server: Server
 
 
 def silences_by_window(sent: list[int], latency: list[int], window: int, count: int) -> list[list[float]]:
-    """Per window, every stretch over SILENCE_MS in which the server answered no connection at all (ms).
+    """Per window (the one it began in), every stretch over SILENCE_MS in which no connection got an answer (ms).
 
     A p99 over the mark can come from a slower machine (every request a
     little later; the CPU columns rise) or from moments in which the whole
